@@ -1,0 +1,1 @@
+"""The ``toytorch`` command line (typer)."""

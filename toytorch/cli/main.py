@@ -1,0 +1,39 @@
+"""Entry point of the ``toytorch`` command: builds the typer app and turns errors into
+one-line messages.
+
+Each command group lives in its own module and is registered here, so every command is
+reached by its name however many there are.
+"""
+
+import sys
+
+import typer
+from rich.console import Console
+
+from toytorch.errors import ToytorchError
+
+app = typer.Typer(
+    name="toytorch",
+    help="Train tokenizers and language models from scratch, and generate text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Run the CLI; a ToytorchError becomes 'error: ...' on stderr and exit status 1."""
+    try:
+        app()
+    except ToytorchError as e:
+        err_console.print(f"error: {e}", markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""toytui: a Textual app for the whole toytorch job."""
