@@ -1,0 +1,187 @@
+"""``toytorch tokenizer ...``: train a tokenizer, encode with one, compare BPE to HF."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from toytorch.errors import ToytorchError
+
+tokenizer_app = typer.Typer(
+    help="Train, try out and compare tokenizers (char, word, BPE).",
+    no_args_is_help=True,
+)
+console = Console(highlight=False, soft_wrap=True)
+CORPUS_HELP = "Corpus name or path of a UTF-8 text file."
+
+
+def _read_corpus(corpus: str) -> str:
+    from toytorch.corpora import read_corpus, resolve_corpus
+
+    return read_corpus(resolve_corpus(corpus))
+
+
+def _train(kind: str, texts, vocab_size, min_frequency, specials, mode="byte"):
+    """Train, with a transient progress bar when stderr is a terminal."""
+    from rich.progress import Progress
+
+    from toytorch.tokenizers import BPETokenizer, train_tokenizer
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"training {kind} tokenizer", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if kind == "bpe":
+            return BPETokenizer.train(
+                texts, vocab_size or 1000, min_frequency, specials, mode, progress
+            )
+        return train_tokenizer(
+            kind, texts, vocab_size, min_frequency, specials, progress
+        )
+
+
+@tokenizer_app.command("train")
+def train(
+    corpus: Annotated[str, typer.Argument(help=CORPUS_HELP)],
+    out: Annotated[Path, typer.Option(help="Where to write tokenizer.json.")],
+    kind: Annotated[str, typer.Option(help="char, word or bpe.")] = "bpe",
+    vocab_size: Annotated[
+        int | None, typer.Option(help="Vocabulary size (bpe default 1000).")
+    ] = None,
+    min_frequency: Annotated[
+        int, typer.Option(help="Least count of a kept word (word) or merge (bpe).")
+    ] = 0,
+    mode: Annotated[str, typer.Option(help="BPE mode: byte or suffix.")] = "byte",
+    special: Annotated[
+        list[str] | None, typer.Option(help="A special token (repeat for more).")
+    ] = None,
+) -> None:
+    """Train a tokenizer on CORPUS and save it as tokenizer.json."""
+    from toytorch.tokenizers import KINDS
+
+    if kind not in KINDS:
+        raise ToytorchError(f"unknown --kind {kind!r}: use one of {', '.join(KINDS)}")
+    if vocab_size is not None and vocab_size < 1:
+        raise ToytorchError(f"--vocab-size must be positive, got {vocab_size}")
+    text = _read_corpus(corpus)
+
+    start = time.perf_counter()
+    tok = _train(kind, text, vocab_size, min_frequency, special or [], mode)
+    seconds = time.perf_counter() - start
+
+    tok.save(out)
+    console.print(
+        f"trained a {kind} tokenizer: {tok.vocab_size} tokens in {seconds:.2f} s; "
+        f"saved {out}"
+    )
+
+
+@tokenizer_app.command("encode")
+def encode(
+    tokenizer_file: Annotated[Path, typer.Argument(help="A tokenizer.json.")],
+    text: Annotated[str, typer.Argument(help="Text to encode.")],
+) -> None:
+    """Print the ids of TEXT and the token each id stands for."""
+    from toytorch.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_file)
+    missing = tok.unknown(text)
+    if missing and tok.kind == "char":
+        shown = ", ".join(repr(m) for m in missing[:10])
+        raise ToytorchError(f"TEXT has characters the vocabulary lacks: {shown}")
+    ids = tok.encode(text)
+    console.print(f"ids ({len(ids)}): {ids}", markup=False)
+    console.print(f"tokens: {[_shown(tok.token_bytes(i)) for i in ids]}", markup=False)
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:10])
+        console.print(f"unknown (encoded as <unk>): {shown}", markup=False)
+
+
+@tokenizer_app.command("compare")
+def compare(
+    corpus: Annotated[str, typer.Argument(help=CORPUS_HELP)],
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size.")] = 1000,
+    min_frequency: Annotated[int, typer.Option(help="Least pair count.")] = 0,
+) -> None:
+    """Train the scratch byte-level BPE and Hugging Face's on CORPUS (line by line)."""
+    try:
+        import tokenizers  # noqa: F401  (a dev/test dependency, absent in some installs)
+    except ImportError:
+        raise ToytorchError(
+            "compare needs Hugging Face tokenizers: pip install 'toytorch[dev]'"
+        ) from None
+    text = _read_corpus(corpus)
+    lines = text.splitlines(keepends=True)
+
+    start = time.perf_counter()
+    hf = hf_byte_level_bpe(lines, vocab_size, min_frequency)
+    hf_seconds = time.perf_counter() - start
+    mine = _train("bpe", lines, vocab_size, min_frequency, [])
+    my_seconds = time.perf_counter() - start - hf_seconds
+
+    hf_model = _hf_model(hf)
+    same_vocab = hf_model["vocab"] == mine.vocab
+    hf_merges = [tuple(m) for m in hf_model["merges"]]
+    console.print(f"same vocabulary: {'yes' if same_vocab else 'no'}")
+    console.print(f"same merges: {'yes' if hf_merges == mine.merges else 'no'}")
+    divergence = _first_divergence(hf_merges, mine.merges)
+    if divergence:
+        console.print(divergence, markup=False)
+    console.print(
+        f"training time: scratch {my_seconds:.2f} s, tokenizers {hf_seconds:.2f} s"
+    )
+    n_words = len(text.split()) or 1
+    hf_tokens = sum(len(e.ids) for e in hf.encode_batch(lines))
+    my_tokens = sum(len(mine.encode(line)) for line in lines)
+    console.print(
+        f"tokens per word: scratch {my_tokens / n_words:.3f}, "
+        f"tokenizers {hf_tokens / n_words:.3f}"
+    )
+
+
+def _shown(data: bytes) -> str:
+    """A token's text, or its bytes (b'\\xf0\\x9f') when it is part of a character."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(data)
+
+
+def hf_byte_level_bpe(texts, vocab_size: int, min_frequency: int = 0, specials=()):
+    """Hugging Face's byte-level BPE in the configuration the scratch one matches."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def _hf_model(hf) -> dict:
+    import json
+
+    return json.loads(hf.to_str())["model"]
+
+
+def _first_divergence(theirs: list[tuple], mine: list[tuple]) -> str | None:
+    for rank, (a, b) in enumerate(zip(theirs, mine, strict=False)):
+        if a != b:
+            return f"first divergence at merge {rank}: tokenizers {a}, scratch {b}"
+    if len(theirs) != len(mine):
+        return f"merge counts differ: tokenizers {len(theirs)}, scratch {len(mine)}"
+    return None

@@ -1,0 +1,122 @@
+"""The one tokenizer interface that every front end uses: char, word and BPE.
+
+A tokenizer turns text into integer ids and back. Besides ``encode`` and ``decode`` it
+can ``stream`` ids as text pieces (for live generation), report the parts of a text that
+its vocabulary lacks (``unknown``), and save itself as a ``tokenizer.json``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from toytorch.errors import ToytorchError
+
+
+class Tokenizer(ABC):
+    """Base class: maps text to ids and ids to text.
+
+    Subclasses give ``kind``, ``vocab_size``, ``encode``, ``token_bytes``, ``unknown``
+    and ``to_json_str``; decoding and streaming are built here on ``token_bytes``, so
+    that ids whose bytes are not valid UTF-8 (a lone continuation byte, half an emoji)
+    decode to U+FFFD instead of raising.
+
+    Attributes:
+        kind: ``"char"``, ``"word"`` or ``"bpe"``.
+    """
+
+    kind: str
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``; a ToytorchError if the vocabulary cannot represent it."""
+
+    @abstractmethod
+    def token_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 bytes that one id stands for (may be part of a character)."""
+
+    @abstractmethod
+    def unknown(self, text: str) -> list[str]:
+        """Distinct characters or words of ``text`` the vocabulary lacks, in order."""
+
+    @abstractmethod
+    def to_json_str(self) -> str:
+        """The tokenizer as the text of a ``tokenizer.json``."""
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; invalid UTF-8 becomes U+FFFD."""
+        data = b"".join(self.token_bytes(int(i)) for i in ids)  # int(): tensors too
+        return data.decode("utf-8", errors="replace")
+
+    def stream(self, ids: Iterable[int]) -> Iterator[str]:
+        """Yield text pieces for ``ids`` as they arrive, never splitting a character.
+
+        Bytes of a character that is not yet complete are held back until the id that
+        completes it arrives; the pieces joined equal ``decode(ids)``.
+        """
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for i in ids:
+            piece = decoder.decode(self.token_bytes(int(i)))
+            if piece:
+                yield piece
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    @property
+    def start_id(self) -> int:
+        """Id to start generation from when the prompt is empty.
+
+        The id of the token for a newline ("\\n") when a newline is one token (so the
+        model starts as if at the beginning of a line); otherwise 0.
+        """
+        if self.unknown("\n"):
+            return 0
+        ids = self.encode("\n")
+        return ids[0] if len(ids) == 1 else 0
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``tokenizer.json`` to ``path`` atomically (temporary file, rename)."""
+        write_text_atomic(Path(path), self.to_json_str())
+
+    def _check_id(self, token_id: int) -> None:
+        if not 0 <= token_id < self.vocab_size:
+            raise ToytorchError(
+                f"token id {token_id} is outside the vocabulary "
+                f"(0..{self.vocab_size - 1})"
+            )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` so a reader sees the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def as_text_list(texts: str | Iterable[str]) -> Iterator[str]:
+    """Iterate over ``texts``: one string, or an iterable of strings."""
+    if isinstance(texts, str):
+        yield texts
+        return
+    for t in texts:
+        if not isinstance(t, str):
+            raise ToytorchError(
+                f"training texts must be strings, got {type(t).__name__}"
+            )
+        yield t
