@@ -3,6 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny tensors dominate the suite: one thread avoids OpenMP hand-offs that cost more than
+# the arithmetic, and keeps timings steady on a shared 2-core machine.
+torch.set_num_threads(1)
 
 SHARED_CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
