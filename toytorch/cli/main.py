@@ -10,6 +10,10 @@ import sys
 import typer
 from rich.console import Console
 
+from toytorch.cli.corpora import corpora_app
+from toytorch.cli.tokenizer import tokenizer_app
+from toytorch.cli.train import generate_command, train_command
+from toytorch.cli.vision import classify_command, data_app, eval_command
 from toytorch.errors import ToytorchError
 
 app = typer.Typer(
@@ -19,6 +23,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(corpora_app, name="corpora")
+app.command("train")(train_command)
+app.command("generate")(generate_command)
+app.command("classify")(classify_command)
+app.command("eval")(eval_command)
+app.add_typer(data_app, name="data")
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -1,0 +1,177 @@
+"""Train nanoGPT's baby Shakespeare model twice: toytorch layers vs torch.nn layers.
+
+Both models have the same architecture (pre-norm, GELU, learned positions, tied head,
+no biases: benchmarks/shakespeare_char.toml), start from the same weights (the
+torch.nn one loads the toytorch one's state_dict) and see the same batches, through
+the same training loop (``toytorch.training.train``: AdamW, warm-up and cosine,
+clip 1.0). The two runs of a repeat follow each other, in an order that flips every
+repeat, so load on the machine and its drift hit both alike; the medians of the wall
+times give the ratio. Target: scratch at most 1.15x torch.nn.
+
+    .venv/bin/python benchmarks/bench_shakespeare.py --steps 300 --repeats 3
+    .venv/bin/python benchmarks/bench_shakespeare.py --steps 300 --threads 1  # busy box
+    .venv/bin/python benchmarks/bench_shakespeare.py --steps 2000 --repeats 1
+
+Needs ../shared/corpora/tinyshakespeare.txt (or --corpus PATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from toytorch.corpora import read_corpus
+from toytorch.data import split_by_position
+from toytorch.models import TransformerConfig, TransformerLanguageModel
+from toytorch.tokenizers import train_tokenizer
+from toytorch.training import Finished, LanguageModelTask, Step, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+
+
+class TorchNNLanguageModel(nn.Module):
+    """The same decoder-only Transformer from torch.nn layers, with the same keys."""
+
+    stateful = False
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        C, T = config.d_model, config.context
+        self.embed = nn.Embedding(config.vocab_size, C)
+        self.pos = nn.Embedding(T, C)  # the learned position table, key pos.weight
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                C,
+                config.n_head,
+                dim_feedforward=4 * C,
+                dropout=config.dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+                bias=config.bias,
+            )
+            for _ in range(config.n_layer)
+        )
+        self.norm = nn.LayerNorm(C, bias=config.bias)
+        self.head = nn.Linear(C, config.vocab_size, bias=False)
+        self.head.weight = self.embed.weight
+        mask = torch.ones(T, T, dtype=torch.bool).triu(1)  # True above the diagonal
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    def forward(self, idx: torch.Tensor, state=None):
+        B, T = idx.shape
+        x = self.embed(idx) + self.pos.weight[:T]  # (B, T, C)
+        mask = self.causal_mask[:T, :T]
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, is_causal=True)
+        return self.head(self.norm(x)), None  # (B, T, V)
+
+
+def build_models(vocab_size: int, seed: int):
+    config = TransformerConfig(
+        vocab_size=vocab_size, context=64, n_layer=4, n_head=4, d_model=128, bias=False
+    )
+    torch.manual_seed(seed)
+    scratch = TransformerLanguageModel(config)
+    reference = TorchNNLanguageModel(config)
+    reference.load_state_dict(scratch.state_dict())
+    return scratch, reference
+
+
+def timed_run(model, ids, steps: int, seed: int) -> dict[str, float]:
+    """One training run of ``steps`` steps; returns wall time, rate and losses."""
+    config = TrainConfig(
+        max_steps=steps,
+        batch_size=12,
+        lr=1e-3,
+        min_lr=1e-4,
+        warmup=100,
+        weight_decay=0.1,
+        betas=(0.9, 0.99),
+        grad_clip=1.0,
+        eval_every=0,
+        eval_batches=1,
+        seed=seed,
+        device="cpu",
+    )
+    train_ids, val_ids = split_by_position(ids, 0.1)
+    task = LanguageModelTask(train_ids, val_ids)
+    steps_seen: list[Step] = []
+    finished: list[Finished] = []
+
+    def on_event(e):
+        if isinstance(e, Step):
+            steps_seen.append(e)
+        elif isinstance(e, Finished):
+            finished.append(e)
+
+    t0 = time.perf_counter()
+    train(model, task, config, on_event)
+    wall = time.perf_counter() - t0
+    tokens = steps * 12 * 64
+    return {
+        "wall_s": wall,
+        "tokens_per_s": tokens / wall,
+        "first_loss": steps_seen[0].loss,
+        "last_loss": steps_seen[-1].loss,
+        "val_loss": finished[0].metrics.get("val_loss", float("nan")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    text = read_corpus(args.corpus)
+    tok = train_tokenizer("char", [text])
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    print(
+        f"corpus {args.corpus.name}: {len(ids):,} chars, vocab {tok.vocab_size}; "
+        f"{args.steps} steps x batch 12 x context 64; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+    results: dict[str, list[dict[str, float]]] = {"scratch": [], "torch.nn": []}
+    for r in range(args.repeats):
+        scratch, reference = build_models(tok.vocab_size, args.seed)
+        pair = [("scratch", scratch), ("torch.nn", reference)]
+        for name, model in pair if r % 2 == 0 else pair[::-1]:  # ABBA: drift cancels
+            res = timed_run(model, ids, args.steps, args.seed)
+            results[name].append(res)
+            print(
+                f"run {r + 1} {name:>8}: {res['wall_s']:7.1f} s, "
+                f"{res['tokens_per_s']:8,.0f} tok/s, loss {res['first_loss']:.4f} -> "
+                f"{res['last_loss']:.4f}, val {res['val_loss']:.4f}",
+                flush=True,
+            )
+
+    med = {k: statistics.median(x["wall_s"] for x in v) for k, v in results.items()}
+    tokens = args.steps * 12 * 64
+    for name, wall in med.items():
+        print(f"median {name:>8}: {wall:7.1f} s, {tokens / wall:8,.0f} tok/s")
+    pairs = [
+        a["wall_s"] / b["wall_s"]
+        for a, b in zip(results["scratch"], results["torch.nn"], strict=True)
+    ]
+    print("ratio of each pair: " + ", ".join(f"{p:.3f}" for p in pairs))
+    ratio = med["scratch"] / med["torch.nn"]
+    verdict = "meets" if ratio <= 1.15 else "misses"
+    print(f"ratio scratch / torch.nn: {ratio:.3f}x ({verdict} the 1.15x target)")
+
+
+if __name__ == "__main__":
+    main()

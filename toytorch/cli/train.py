@@ -1,0 +1,485 @@
+"""``toytorch train`` and ``toytorch generate``: the headless lyric trainer.
+
+Settings come from three layers, later ones winning: the defaults below, a TOML file
+(``--config``, keys named like the options, ``-`` or ``_``), then the flags given on
+the command line. ``--resume`` takes the model, tokenizer and training settings from
+the checkpoint instead, and lets flags change only the run's length and evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toytorch.errors import ToytorchError
+
+DEFAULTS: dict[str, Any] = {
+    "corpus": None,  # None: toytorch.corpora.DEFAULT_CORPUS
+    "tokenizer": "char",
+    "vocab_size": None,
+    "model": "transformer",
+    "layers": 4,
+    "heads": 4,
+    "width": 128,
+    "context": 64,
+    "batch_size": 12,
+    "max_steps": 2000,
+    "epochs": None,
+    "lr": 1e-3,
+    "min_lr": 1e-4,
+    "warmup": 100,
+    "dropout": 0.0,
+    "bias": True,
+    "weight_decay": 0.1,
+    "grad_clip": 1.0,
+    "eval_every": 250,
+    "eval_batches": 20,
+    "val_fraction": 0.1,
+    "log_every": 0,
+    "device": "auto",
+    "seed": 1337,
+    "out": None,  # None: checkpoints/<corpus>-<model>
+    "compile": False,
+    "threads": None,  # None: torch's default (one per core)
+}
+CHOICES = {"tokenizer": ("char", "word", "bpe"), "model": ("transformer", "lstm")}
+# What a resumed run may change; the rest must match the checkpoint.
+RESUME_OVERRIDES = (
+    "max_steps",
+    "epochs",
+    "eval_every",
+    "log_every",
+    "device",
+    "compile",
+    "threads",
+)
+CHECKPOINT_ROOT = Path("checkpoints")
+
+
+def train_command(
+    corpus: Annotated[
+        str | None, typer.Option(help="Corpus name or text file (default songbook).")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="char, word or bpe (default char).")
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(help="Vocabulary limit (word, bpe).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="transformer or lstm (default transformer).")
+    ] = None,
+    layers: Annotated[int | None, typer.Option(help="Layers (default 4).")] = None,
+    heads: Annotated[
+        int | None, typer.Option(help="Attention heads (transformer) (default 4).")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Model width d_model (default 128).")
+    ] = None,
+    context: Annotated[
+        int | None, typer.Option(help="Context length T in tokens (default 64).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Windows per step (default 12).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps in total (default 2000).")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the data (replaces steps).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default 1e-3).")
+    ] = None,
+    min_lr: Annotated[
+        float | None, typer.Option(help="Floor of the cosine decay (default 1e-4).")
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="Linear warm-up steps (default 100).")
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help="Dropout (default 0.0).")
+    ] = None,
+    bias: Annotated[
+        bool | None,
+        typer.Option("--bias/--no-bias", help="Biases in linear and norm layers."),
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay, 2-D (default 0.1).")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(help="Gradient-norm clip, 0 off (default 1.0).")
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate and save every N steps.")
+    ] = None,
+    eval_batches: Annotated[
+        int | None, typer.Option(help="Batches in the fixed eval set (default 20).")
+    ] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Last share for validation (default 0.1).")
+    ] = None,
+    log_every: Annotated[
+        int | None, typer.Option(help="Metrics line every N steps (0: at evaluations).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default auto).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (default 1337).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder (default checkpoints/NAME).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a run already in --out.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of settings.")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads for torch (default: one per core)."),
+    ] = None,
+    compile: Annotated[
+        bool | None, typer.Option("--compile", help="Use torch.compile.")
+    ] = None,
+    # --- images (toytorch.cli.vision): --task classify and its own options
+    task: Annotated[
+        str, typer.Option(help="lm (language model) or classify (images).")
+    ] = "lm",
+    data: Annotated[
+        str | None, typer.Option(help="classify: cifar10 or an image folder.")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="classify: resize images to N x N (32).")
+    ] = None,
+    augment: Annotated[
+        bool, typer.Option(help="classify: random crop + horizontal flip.")
+    ] = True,
+) -> None:
+    """Train a tokenizer and a language model on a corpus, saving checkpoints.
+
+    With --task classify: train a CNN on images (--data cifar10 or an image folder).
+    """
+    if task != "lm":  # images: the whole path lives in toytorch.cli.vision
+        from toytorch.cli.vision import train_images
+
+        return train_images(task, dict(locals()))
+    flags = {k: v for k, v in locals().items() if k in DEFAULTS and v is not None}
+    settings = {**DEFAULTS, **read_toml(config), **flags}
+    check_choices(settings)
+    if settings["threads"] is not None:
+        set_threads(settings["threads"])
+    given = {**read_toml(config), **flags}
+    if resume:
+        run_resumed(settings, given)
+    else:
+        run_fresh(settings, force)
+
+
+def read_toml(path: Path | None) -> dict[str, Any]:
+    """Settings from a TOML file; an unknown key or a bad file is a one-line error."""
+    if path is None:
+        return {}
+    import tomllib
+
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ToytorchError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ToytorchError(f"config file {path} cannot be read: {e}") from None
+    settings = {k.replace("-", "_"): v for k, v in raw.items()}
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ToytorchError(
+            f"config file {path} has unknown settings: {', '.join(unknown)}"
+        )
+    for key, value in settings.items():
+        settings[key] = _typed(key, value, path)
+    return settings
+
+
+def _typed(key: str, value: Any, path: Path) -> Any:
+    default = DEFAULTS[key]
+    want = type(default) if default is not None else None
+    if key in ("vocab_size", "epochs", "threads"):
+        want = int
+    if key in ("corpus", "out"):
+        want = str
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is not None and not isinstance(value, want):
+        raise ToytorchError(
+            f"config file {path}: {key} must be {want.__name__}, got {value!r}"
+        )
+    return value
+
+
+def set_threads(n: int) -> None:
+    """Fewer threads than cores can be faster on a busy machine (no waiting on each
+    other at every operation)."""
+    if n < 1:
+        raise ToytorchError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def check_choices(settings: dict[str, Any]) -> None:
+    for key, allowed in CHOICES.items():
+        if settings[key] not in allowed:
+            raise ToytorchError(
+                f"unknown --{key} {settings[key]!r}: use one of {', '.join(allowed)}"
+            )
+    for key in ("layers", "heads", "width", "context", "batch_size", "max_steps"):
+        if settings[key] < 1:
+            raise ToytorchError(f"--{key.replace('_', '-')} must be at least 1")
+
+
+# ------------------------------------------------------------------ a fresh run
+
+
+def run_fresh(settings: dict[str, Any], force: bool) -> None:
+    from toytorch.training import resolve_device
+    from toytorch.training.checkpoint import checkpoint_exists
+
+    resolve_device(settings["device"])  # a missing GPU fails before any work
+    corpus_path, text = load_corpus(settings["corpus"])
+    out = out_dir(settings, corpus_path)
+    if checkpoint_exists(out) and not force:
+        raise ToytorchError(
+            f"{out} already holds a checkpoint: pass --resume to continue it, --force "
+            "to replace it, or --out for another folder"
+        )
+    tok = make_tokenizer(settings, text)
+    ids = encode(tok, text, settings, corpus_path)
+    model = make_model(settings, tok.vocab_size)
+    corpus = corpus_record(settings["corpus"], corpus_path, text)
+    run_training(model, tok, ids, corpus, settings, out, resume=False)
+
+
+def load_corpus(name: str | None) -> tuple[Path, str]:
+    from toytorch.corpora import DEFAULT_CORPUS, read_corpus, resolve_corpus
+
+    path = resolve_corpus(name or DEFAULT_CORPUS)
+    return path, read_corpus(path)
+
+
+def out_dir(settings: dict[str, Any], corpus_path: Path) -> Path:
+    if settings["out"]:
+        return Path(settings["out"])
+    return CHECKPOINT_ROOT / f"{corpus_path.stem}-{settings['model']}"
+
+
+def make_tokenizer(settings: dict[str, Any], text: str):
+    from toytorch.tokenizers import train_tokenizer
+    from toytorch.training.distributed import is_main_process
+
+    if is_main_process():  # under torchrun only rank 0 prints
+        print(
+            f"tokenizer: training {settings['tokenizer']} on {len(text):,} characters"
+        )
+    return train_tokenizer(settings["tokenizer"], [text], settings["vocab_size"])
+
+
+def encode(tok, text: str, settings: dict[str, Any], corpus_path: Path):
+    from toytorch.corpora import check_corpus_size
+    from toytorch.tokenizers import encode_cached
+
+    ids = encode_cached(tok, text)
+    check_corpus_size(
+        len(ids),
+        settings["context"],
+        settings["batch_size"],
+        settings["val_fraction"],
+        name=corpus_path.stem,
+    )
+    return ids
+
+
+def make_model(settings: dict[str, Any], vocab_size: int):
+    import torch
+
+    from toytorch.models import model_from_config
+
+    common = {
+        "vocab_size": vocab_size,
+        "context": settings["context"],
+        "n_layer": settings["layers"],
+        "d_model": settings["width"],
+        "dropout": settings["dropout"],
+    }
+    if settings["model"] == "transformer":
+        config = {
+            "arch": "transformer",
+            "n_head": settings["heads"],
+            "bias": settings["bias"],
+            **common,
+        }
+    else:
+        config = {"arch": "lstm", **common}
+    torch.manual_seed(settings["seed"])  # the initial weights come from the seed
+    try:
+        return model_from_config(config)
+    except ValueError as e:
+        raise ToytorchError(f"bad model setting: {e}") from None
+
+
+def corpus_record(name: str | None, path: Path, text: str) -> dict[str, Any]:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return {"name": name or path.stem, "path": str(path), "sha256": digest}
+
+
+# ---------------------------------------------------------------- a resumed run
+
+
+def run_resumed(settings: dict[str, Any], given: dict[str, Any]) -> None:
+    from toytorch.models import model_from_config
+    from toytorch.training import checkpoint as ckpt
+
+    if not given.get("out"):
+        raise ToytorchError("--resume needs --out, the checkpoint folder to continue")
+    out = Path(settings["out"])
+    saved = ckpt.read_config(out)
+    tok = ckpt.read_tokenizer(out)
+    if tok is None:
+        raise ToytorchError(f"checkpoint {out} is missing tokenizer.json")
+    corpus_info = saved.get("task", {}).get("corpus", {})
+    corpus_path, text = load_corpus(given.get("corpus") or corpus_info.get("path"))
+    record = corpus_record(corpus_info.get("name"), corpus_path, text)
+    if record["sha256"] != corpus_info.get("sha256"):
+        raise ToytorchError(
+            f"the corpus {corpus_path} is not the text {out} was trained on"
+        )
+    settings = resumed_settings(saved["training"], given)
+    settings["context"] = saved["model"]["context"]
+    model = model_from_config(saved["model"])
+    ids = encode(tok, text, settings, corpus_path)
+    run_training(model, tok, ids, record, settings, out, resume=True)
+
+
+def resumed_settings(training: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's training settings with the flags a resume may change."""
+    settings = {**DEFAULTS, **training}
+    for key in RESUME_OVERRIDES:
+        if key in given:
+            settings[key] = given[key]
+    return settings
+
+
+# ---------------------------------------------------------------------- training
+
+
+def run_training(model, tok, ids, corpus, settings, out: Path, resume: bool) -> None:
+    from toytorch.data import split_by_position
+    from toytorch.reporting import ConsoleReporter
+    from toytorch.training import LanguageModelTask, TrainConfig, TrainControl, train
+    from toytorch.training.distributed import is_main_process
+
+    config = TrainConfig(
+        max_steps=settings["max_steps"],
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        min_lr=settings["min_lr"],
+        warmup=settings["warmup"],
+        weight_decay=settings["weight_decay"],
+        grad_clip=settings["grad_clip"],
+        eval_every=settings["eval_every"],
+        eval_batches=settings["eval_batches"],
+        val_fraction=settings["val_fraction"],
+        log_every=settings["log_every"],
+        seed=settings["seed"],
+        device=settings["device"],
+        compile=settings["compile"],
+        out_dir=str(out),
+        **({"betas": tuple(settings["betas"])} if "betas" in settings else {}),
+    )
+    train_ids, val_ids = split_by_position(ids, config.val_fraction)
+    task = LanguageModelTask(train_ids, val_ids, tok, corpus)
+    control = TrainControl()
+    reporter = ConsoleReporter(log_every=config.log_every)
+    on_event = reporter if is_main_process() else None  # torchrun: rank 0 reports
+    with stop_on_ctrl_c(control, reporter):
+        train(model, task, config, on_event, control, resume=resume)
+
+
+class stop_on_ctrl_c:
+    """While active, a first Ctrl-C asks the loop to stop (and save); a second quits."""
+
+    def __init__(self, control, reporter):
+        self.control, self.reporter = control, reporter
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.control.stop_requested:
+            raise KeyboardInterrupt
+        self.control.stop()
+        self.reporter.console.print("stopping after this step (Ctrl-C again to quit)")
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+# ---------------------------------------------------------------------- generate
+
+
+def generate_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder or name.")],
+    prompt: Annotated[str, typer.Option(help="Text to continue; empty: fresh.")] = "",
+    max_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
+    temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Keep the k likeliest.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus mass.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for repeatable text.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Continue a prompt with a trained model, streaming the text as it comes."""
+    from toytorch.training import load_checkpoint, resolve_device
+
+    loaded = load_checkpoint(find_checkpoint(checkpoint), resolve_device(device))
+    tok = loaded.tokenizer
+    if tok is None:
+        raise ToytorchError(f"checkpoint {loaded.path} has no tokenizer.json")
+    unknown = tok.unknown(prompt)
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise ToytorchError(f"the prompt has tokens the vocabulary lacks: {shown}")
+    try:
+        ids = loaded.model.generate(
+            tok.encode(prompt),
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            start_id=tok.start_id,
+        )
+    except ValueError as e:
+        raise ToytorchError(str(e)) from None
+    sys.stdout.write(prompt)
+    for piece in tok.stream(ids):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+def find_checkpoint(path: Path) -> Path:
+    """``path`` itself, or ``checkpoints/<path>`` when only that exists."""
+    if not path.exists() and (CHECKPOINT_ROOT / path).exists():
+        return CHECKPOINT_ROOT / path
+    return path
