@@ -25,11 +25,14 @@ CONV_CASES = [
 ]
 
 
-@pytest.fixture(params=["patches", "taps"])
+@pytest.fixture(params=["patches", "taps", "patches-blocks", "taps-blocks"])
 def path(request, monkeypatch):
-    """Run each test through both strategies of the convolution (im2col, taps)."""
-    width = 10**9 if request.param == "patches" else 0
+    """Run each test through both strategies of the convolution (im2col, taps), with
+    the forward done in one block or one image per block."""
+    width = 10**9 if request.param.startswith("patches") else 0
     monkeypatch.setattr(conv_module, "PATCH_COLUMNS", width)
+    if request.param.endswith("blocks"):
+        monkeypatch.setattr(conv_module, "BLOCK_COLUMNS", 1)
     return request.param
 
 
@@ -116,6 +119,26 @@ def test_convolution_unbatched_and_channels_last_input():
     torch.testing.assert_close(mine(x), ref(x), atol=1e-5, rtol=1e-5)
     xb = torch.randn(2, 3, 5, 6).contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(mine(xb), ref(xb), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_convolution_leaves_its_input_alone(padding):
+    """Backward reuses its rebuilt frame for the input gradient, never x itself."""
+    torch.manual_seed(7)
+    ref, mine, shape = _twins((4, 4, 3, 1, padding, 1, 1, True, 6, 7), torch.float64)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    x_before = x.detach().clone()
+    y = mine(x)
+    grad = torch.randn_like(y)
+    y.backward(grad, retain_graph=True)
+    torch.testing.assert_close(x.detach(), x_before, atol=0, rtol=0)
+    first_x, first_w = x.grad.clone(), mine.weight.grad.clone()
+    y.backward(grad)  # a second backward over the same graph adds the same again
+    torch.testing.assert_close(x.grad, 2 * first_x)
+    torch.testing.assert_close(mine.weight.grad, 2 * first_w)
+    y_ref = ref(x_before.requires_grad_())
+    y_ref.backward(grad)
+    torch.testing.assert_close(first_w, ref.weight.grad)
 
 
 def test_convolution_without_input_grad():

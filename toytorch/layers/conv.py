@@ -1,17 +1,19 @@
 """Convolution and pooling over images: twins of nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d.
 
 The convolution is written from matmuls over shifted views of the padded,
-channels-last input (``toytorch.layers._conv_matmul``), with a hand-written backward
+channel-major input (``toytorch.layers._conv_matmul``), with a hand-written backward
 that saves only the input and the weight, which keeps memory near nn.Conv2d's.
 
-The output is a channels-last tensor in (B, C, H, W) shape, so the next convolution
-reads it without a transpose.
-
 Known shortcomings: the convolution is not twice differentiable (its backward is
-``once_differentiable``). Against nn.Conv2d (oneDNN) on a busy 2-core CPU, forward +
-backward of 128 x 64 x 32 x 32 (64 -> 64) took 1.3-1.45x as long with one thread and
-about 1.6x with two (3 -> 64: 1.0x and 1.4x; see benchmarks/bench_conv.py): the kH*kW
-tap matmuls stream the frame once per tap, where oneDNN blocks for the cache.
+``once_differentiable``). It misses the 1.5x time target with two threads: against
+nn.Conv2d (oneDNN) on a busy 2-core CPU (load 5.5-7), forward + backward of
+128 x 64 x 32 x 32 (64 -> 64) took 1.3-1.65x as long with two threads and about 1.35x
+with one; 3 -> 64 1.2-1.55x and about 1.05x (benchmarks/bench_conv.py; the figures
+move with the load). The forward alone is about 2x oneDNN's, whose blocked direct
+convolution reuses the cache where each of our kH*kW tap matmuls streams the whole
+frame once (cache-sized blocks of images helped one thread but were far slower with
+two threads on busy cores); the backward is about 1.3x. Peak memory is 0.8x
+nn.Conv2d's for 64 -> 64 and 1.2-1.4x for 3 -> 64.
 """
 
 import math
@@ -69,7 +71,7 @@ class Convolution(nn.Module):
         - Input: (B, C_in, H, W) or (C_in, H, W), any H and W the kernel fits in.
         - Output: (B, C_out, H_out, W_out) with
           H_out = floor((H + pad_top + pad_bottom - dH * (kH - 1) - 1) / sH) + 1,
-          likewise W_out. It is channels-last in memory (same values, other strides).
+          likewise W_out. Contiguous.
 
     Attributes:
         weight: (C_out, C_in / groups, kH, kW), uniform in +-1/sqrt(fan_in) where
