@@ -13,6 +13,11 @@ times give the ratio. Target: scratch at most 1.15x torch.nn.
     .venv/bin/python benchmarks/bench_shakespeare.py --steps 2000 --repeats 1
 
 Needs ../shared/corpora/tinyshakespeare.txt (or --corpus PATH).
+
+Last measured (shared 2-core machine, --steps 300 --repeats 4 --threads 1): scratch
+64.7 s, torch.nn 50.0 s, ratio 1.29x: the target is NOT met yet. Interleaved
+per-layer timings put most of the gap in GELU, LayerNorm and cross-entropy (about 2x
+their torch.nn twins, forward + backward); attention and Linear are on par.
 """
 
 from __future__ import annotations

@@ -136,8 +136,7 @@ def test_checkpoint_rebuilds_the_trained_model(tmp_path):
     assert loaded.metrics["step"] == 12 and len(loaded.metrics["train_loss"]) == 12
 
 
-@pytest.mark.slow  # about 60 s on a busy 2-core machine: run with -m slow
-def test_lstm_memorises_a_song():
+def test_lstm_memorises_a_song():  # 16 s on 2 quiet cores (80 s when they are busy)
     """Must show 3: an LSTM learns one ~1 KB song of the bundled corpus by heart.
 
     Four contiguous streams of 32-character windows, state carried across windows.

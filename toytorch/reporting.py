@@ -109,7 +109,7 @@ class ConsoleReporter:
 
     def _started(self, e: Started) -> None:
         for line in e.decisions:
-            self.console.print(line, markup=False)
+            self.console.print(line, markup=False, soft_wrap=True)
         self.progress = Progress(
             TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
             BarColumn(),
@@ -156,14 +156,15 @@ class ConsoleReporter:
 
     def _finished(self, e: Finished) -> None:
         self._close()
-        self.console.print(format_summary(e, self.checkpoint), markup=False)
+        summary = format_summary(e, self.checkpoint)
+        self.console.print(summary, markup=False, soft_wrap=True)
 
     def _failed(self, e: Failed) -> None:
         self._close()  # the front end prints the error itself
 
     def _print(self, line: str) -> None:
         target = self.progress.console if self.progress else self.console
-        target.print(line, markup=False)
+        target.print(line, markup=False, soft_wrap=True)  # one line, even in a log
 
     def _close(self) -> None:
         if self.progress is not None:

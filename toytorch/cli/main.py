@@ -35,11 +35,20 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def main() -> None:
-    """Run the CLI; a ToytorchError becomes 'error: ...' on stderr and exit status 1."""
+    """Run the CLI; a ToytorchError becomes 'error: ...' on stderr and exit status 1.
+
+    An OSError that no command turned into a ToytorchError (a folder that cannot be
+    written, a full disk) is reported the same way: it is the user's environment, not a
+    bug, so it gets the operating system's reason and the path, not a traceback.
+    """
     try:
         app()
     except ToytorchError as e:
         err_console.print(f"error: {e}", markup=False)
+        sys.exit(1)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        err_console.print(f"error: {e.strerror or e}{where}", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)

@@ -181,7 +181,8 @@ class _Run:
             f"optimizer: AdamW betas ({c.betas[0]:g}, {c.betas[1]:g}), weight decay "
             f"{c.weight_decay:g} on 2-D weights only, {clip}",
             f"schedule: lr {c.lr:g}, {c.warmup} warm-up steps, cosine to {c.min_lr:g} "
-            f"at step {self.total}",
+            f"at step {self.total}"
+            + (" (the warm-up outlasts the run)" if c.warmup >= self.total else ""),
             f"steps: {self.total} of batch {c.batch_size}, evaluate every "
             f"{c.eval_every or self.total}, seed {c.seed}",
             *self.task.describe(),
