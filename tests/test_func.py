@@ -392,3 +392,21 @@ def test_gelu_without_grad_matches():
     _close(func.gelu(x), F.gelu(x), torch.float64)
     with torch.no_grad():
         _close(func.gelu(x.requires_grad_(True)), F.gelu(x), torch.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_backward_twice_through_a_retained_graph(dtype):
+    # gelu's forward works in place on its own buffers; the saved dy/dx must come
+    # through a second backward (retain_graph=True) unchanged.
+    torch.manual_seed(3)
+    x = torch.randn(40, 9, dtype=dtype, requires_grad=True)
+    w1, w2 = torch.randn(40, 9, dtype=dtype), torch.randn(40, 9, dtype=dtype)
+    y = func.gelu(x)
+    (g1,) = torch.autograd.grad(y, x, w1, retain_graph=True)
+    (g2,) = torch.autograd.grad(y, x, w2)
+    xr = x.detach().requires_grad_(True)
+    yr = F.gelu(xr)
+    (r1,) = torch.autograd.grad(yr, xr, w1, retain_graph=True)
+    (r2,) = torch.autograd.grad(yr, xr, w2)
+    _close(g1, r1, dtype)
+    _close(g2, r2, dtype)

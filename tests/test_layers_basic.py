@@ -257,3 +257,14 @@ def test_layers_run_on_meta_device():
         if list(layer.parameters()):
             y.sum().backward()
             assert all(p.grad.device.type == "meta" for p in layer.parameters())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layernorm_outlier_first_entry_matches_torch(dtype):
+    # Each row is shifted by its own first entry before averaging; a first entry far
+    # from the rest (and a row of equal entries) must not cost precision.
+    torch.manual_seed(2)
+    x = torch.randn(6, 32, dtype=dtype)
+    x[0, 0], x[1, 0], x[2] = 1e3, -5e2, 7.0
+    mine, theirs = _twins(layers.LayerNorm, nn.LayerNorm, dtype, 32)
+    _check_parity(mine, theirs, x, dtype)

@@ -5,6 +5,7 @@ Each command group lives in its own module and is registered here, so every comm
 reached by its name however many there are.
 """
 
+import os
 import sys
 
 import typer
@@ -42,10 +43,21 @@ def main() -> None:
     bug, so it gets the operating system's reason and the path, not a traceback.
     """
     try:
-        app()
+        sys.exit(app(standalone_mode=False))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+    except typer.TyperException as e:
+        _usage_error(e)
     except ToytorchError as e:
         err_console.print(f"error: {e}", markup=False)
         sys.exit(1)
+    except BrokenPipeError:
+        # the reader went away (``toytorch ... | head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         err_console.print(f"error: {e.strerror or e}{where}", markup=False)
@@ -53,6 +65,18 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         sys.exit(130)
+
+
+def _usage_error(e: typer.TyperException) -> None:
+    """Show a command-line usage error in one line (typer would draw a box), or the
+    help of a command group called without a subcommand."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        typer.echo(ctx.get_help())
+        sys.exit(0)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    err_console.print(f"error: {e.format_message()}{hint}", markup=False)
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

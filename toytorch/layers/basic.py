@@ -273,16 +273,18 @@ class _LayerNormFn(torch.autograd.Function):
     def forward(ctx, x, weight, bias, eps):
         # Centre first, then average the squares: var(x) = E[x^2] - E[x]^2 would lose
         # every digit for rows with a large common offset (x + 1e4 in float32).
-        # Subtle: even the mean m of such a row is only good to an ulp of the offset,
-        # so centre in two steps: xc = x - m is exact, and the small mean c of xc
-        # corrects m to full precision (var = E[xc^2] - c^2, with c^2 tiny).
+        # Subtle: even the mean of such a row is only good to an ulp of the offset,
+        # so shift each row by its own first entry before averaging: x - x0 is exact
+        # there (two nearby floats), and in any row it errs by at most an ulp of the
+        # row's range, so the mean of the shifted row is good to the row's spread, not
+        # to its offset. (One reduction fewer than centring twice.)
         D = x.shape[1]
-        xc = x - x.mean(1, keepdim=True)  # (M, D)
-        c = xc.mean(1, keepdim=True)  # (M, 1)
+        xc = x - x[:, :1]  # (M, D), shifted by each row's first entry
+        xc.sub_(xc.mean(1, keepdim=True))  # centred, in place: xc is ours
         # ||xc||^2 / D is E[xc^2] in one pass, without an (M, D) temporary
-        var = torch.linalg.vector_norm(xc, dim=1, keepdim=True).square_().div_(D)
-        rstd = var.sub_(c.square()).add_(eps).rsqrt_()  # (M, 1)
-        xhat = xc.sub_(c).mul_(rstd)  # (M, D), in place: xc is ours
+        norm = torch.linalg.vector_norm(xc, dim=1, keepdim=True)  # (M, 1)
+        rstd = norm.square_().div_(D).add_(eps).rsqrt_()  # (M, 1)
+        xhat = xc.mul_(rstd)  # (M, D)
         if weight is not None:
             y = xhat * weight if bias is None else torch.addcmul(bias, xhat, weight)
         else:
@@ -309,8 +311,8 @@ class _LayerNormFn(torch.autograd.Function):
             mean_gx, mean_gxx = g.mean(1, keepdim=True), gxhat.mean(1, keepdim=True)
             dx = torch.sub(g, mean_gx, out=gxhat)
         else:
-            mean_gx = (g @ weight).unsqueeze(1).div_(D)  # (M, 1)
-            mean_gxx = (gxhat @ weight).unsqueeze(1).div_(D)  # (M, 1)
+            w_mean = (weight / D).unsqueeze(1)  # (D, 1): a matmul gives (M, 1) means
+            mean_gx, mean_gxx = g.mm(w_mean), gxhat.mm(w_mean)  # (M, 1) each
             dx = torch.mul(g, weight, out=gxhat).sub_(mean_gx)
         # dx reuses gxhat's memory (done with it): a fresh (M, D) block costs page
         # faults on CPU. All in place, and no out-of-place addcmul with an (M, 1)
@@ -384,8 +386,10 @@ class LayerNorm(nn.Module):
                 f"{self.normalized_shape}"
             )
         D = math.prod(self.normalized_shape)
-        w = None if self.weight is None else self.weight.reshape(D)
-        b = None if self.bias is None else self.bias.reshape(D)
+        w, b = self.weight, self.bias
+        if k > 1:  # the Function sees (D,) parameters
+            w = None if w is None else w.reshape(D)
+            b = None if b is None else b.reshape(D)
         y = _LayerNormFn.apply(x.reshape(-1, D), w, b, self.eps)  # (M, D)
         return y.view(x.shape)
 
