@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from toytorch.errors import ToytorchError
 from toytorch.tokenizers import (
@@ -17,9 +18,6 @@ from toytorch.tokenizers import (
     load_tokenizer,
     tokenizer_from_json_str,
 )
-
-tokenizers = pytest.importorskip("tokenizers")
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 EDGE_CASES = [
     "",

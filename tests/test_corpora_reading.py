@@ -2,6 +2,7 @@
 with its exact one-line message."""
 
 import codecs
+import os
 import tracemalloc
 
 import pytest
@@ -181,7 +182,19 @@ def test_missing_file(tmp_path):
 
 
 def test_folder_is_not_a_file(tmp_path):
-    assert refusal(tmp_path) == f"corpus '{tmp_path}' is a folder, not a text file"
+    assert refusal(tmp_path) == f"corpus '{tmp_path}' is a directory, not a text file"
+
+
+def test_fifo_is_not_a_regular_file(tmp_path):
+    # a named pipe exists but is no file: reading it would block, not say "not found"
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+
+    assert refusal(fifo) == f"corpus '{fifo}' is not a regular file"
+
+
+def test_dev_null_is_not_a_regular_file():
+    assert refusal("/dev/null") == "corpus '/dev/null' is not a regular file"
 
 
 def test_corpus_stats_counts_by_hand():

@@ -1,6 +1,7 @@
 """The corpus registry: bundled corpora, the user's folder, file paths, safe names."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from toytorch.corpora import (
     user_corpora_dir,
 )
 from toytorch.corpora.registry import (
+    add_corpus,
     bundled_dir_candidates,
     cached_stats,
     corpus_file,
@@ -121,7 +123,22 @@ def test_unknown_name_and_missing_path(user_dir, tmp_path):
     missing = str(tmp_path / "gone.txt")
     assert error_of(resolve_corpus, missing) == f"corpus file '{missing}' not found"
     assert error_of(resolve_corpus, str(tmp_path)) == (
-        f"corpus '{tmp_path}' is a folder, not a text file"
+        f"corpus '{tmp_path}' is a directory, not a text file"
+    )
+
+
+def test_a_path_that_is_no_regular_file_is_named_so(user_dir, tmp_path):
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+
+    assert error_of(resolve_corpus, str(fifo)) == (
+        f"corpus '{fifo}' is not a regular file"
+    )
+    assert error_of(add_corpus, fifo, name="piped", user_dir=user_dir) == (
+        f"corpus '{fifo}' is not a regular file"
+    )
+    assert error_of(resolve_corpus, "/dev/null") == (
+        "corpus '/dev/null' is not a regular file"
     )
 
 

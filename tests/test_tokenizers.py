@@ -278,7 +278,6 @@ def test_cli_encode_unknown_characters_is_an_error(tmp_path, corpus):
 
 
 def test_cli_compare(corpus):
-    pytest.importorskip("tokenizers")
     result = runner.invoke(
         app, ["tokenizer", "compare", str(corpus), "--vocab-size", "300"]
     )

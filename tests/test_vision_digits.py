@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("sklearn")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,3 +1,3 @@
-"""toytorch: neural-network layers written from scratch on torch tensors and autograd."""
+"""toytorch: neural-network layers from scratch on torch tensors and autograd."""
 
 __version__ = "0.1.0"

@@ -67,9 +67,11 @@ def read_corpus(
 
 
 def _check_file(path: Path) -> int:
-    """The size of a non-empty file, after refusing a missing path or a folder."""
+    """The size of a non-empty file, after refusing a missing path or a non-file."""
     if path.is_dir():
-        raise ToytorchError(f"corpus '{path}' is a folder, not a text file")
+        raise ToytorchError(f"corpus '{path}' is a directory, not a text file")
+    if path.exists() and not path.is_file():  # a device, pipe or socket
+        raise ToytorchError(f"corpus '{path}' is not a regular file")
     if not path.is_file():
         raise ToytorchError(f"corpus file '{path}' not found")
     size = path.stat().st_size

@@ -140,7 +140,9 @@ def resolve_corpus(
     if path.is_file():
         return path
     if path.is_dir():
-        raise ToytorchError(f"corpus '{name_or_path}' is a folder, not a text file")
+        raise ToytorchError(f"corpus '{name_or_path}' is a directory, not a text file")
+    if path.exists():  # a device, pipe or socket such as /dev/null
+        raise ToytorchError(f"corpus '{name_or_path}' is not a regular file")
     if _NAME.fullmatch(name_or_path):
         raise ToytorchError(
             f"no corpus named '{name_or_path}' (see 'toytorch corpora list'), and no "

@@ -38,6 +38,11 @@ class Split:
 
 @dataclass
 class ImageData:
+    """A labelled image data set: its name, class names and three splits.
+
+    ``label_names[i]`` names label ``i``; ``image_size`` is read from the train split.
+    """
+
     name: str
     label_names: list[str]
     train: Split
