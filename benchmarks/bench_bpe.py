@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from toytorch.cli.tokenizer import hf_byte_level_bpe
+from toytorch.compare_bpe import hf_byte_level_bpe
 from toytorch.tokenizers import BPETokenizer
 
 DEFAULT_CORPUS = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -25,19 +27,26 @@ def _read_corpus(corpus: str) -> str:
     return read_corpus(resolve_corpus(corpus))
 
 
-def _train(kind: str, texts, vocab_size, min_frequency, specials, mode="byte"):
-    """Train, with a transient progress bar when stderr is a terminal."""
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a transient bar on a terminal."""
     from rich.progress import Progress
-
-    from toytorch.tokenizers import BPETokenizer, train_tokenizer
 
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"training {kind} tokenizer", total=None)
+        task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        yield progress
+
+
+def _train(kind: str, texts, vocab_size, min_frequency, specials, mode="byte"):
+    """Train, with a transient progress bar when stderr is a terminal."""
+    from toytorch.tokenizers import BPETokenizer, train_tokenizer
+
+    with _progress_bar(f"training {kind} tokenizer") as progress:
         if kind == "bpe":
             return BPETokenizer.train(
                 texts, vocab_size or 1000, min_frequency, specials, mode, progress
@@ -111,38 +120,23 @@ def compare(
     min_frequency: Annotated[int, typer.Option(help="Least pair count.")] = 0,
 ) -> None:
     """Train the scratch byte-level BPE and Hugging Face's on CORPUS (line by line)."""
-    try:
-        import tokenizers  # noqa: F401  (a dev/test dependency, absent in some installs)
-    except ImportError:
-        raise ToytorchError(
-            "compare needs Hugging Face tokenizers: pip install 'toytorch[dev]'"
-        ) from None
-    text = _read_corpus(corpus)
-    lines = text.splitlines(keepends=True)
+    from toytorch.compare_bpe import compare_with_hf, require_tokenizers
 
-    start = time.perf_counter()
-    hf = hf_byte_level_bpe(lines, vocab_size, min_frequency)
-    hf_seconds = time.perf_counter() - start
-    mine = _train("bpe", lines, vocab_size, min_frequency, [])
-    my_seconds = time.perf_counter() - start - hf_seconds
+    require_tokenizers()  # before the corpus is read
+    lines = _read_corpus(corpus).splitlines(keepends=True)
+    with _progress_bar("training bpe tokenizer") as progress:
+        c = compare_with_hf(lines, vocab_size, min_frequency, progress=progress)
 
-    hf_model = _hf_model(hf)
-    same_vocab = hf_model["vocab"] == mine.vocab
-    hf_merges = [tuple(m) for m in hf_model["merges"]]
-    console.print(f"same vocabulary: {'yes' if same_vocab else 'no'}")
-    console.print(f"same merges: {'yes' if hf_merges == mine.merges else 'no'}")
-    divergence = _first_divergence(hf_merges, mine.merges)
-    if divergence:
-        console.print(divergence, markup=False)
+    console.print(f"same vocabulary: {'yes' if c.same_vocab else 'no'}")
+    console.print(f"same merges: {'yes' if c.same_merges else 'no'}")
+    if c.first_divergence:
+        console.print(c.first_divergence, markup=False)
     console.print(
-        f"training time: scratch {my_seconds:.2f} s, tokenizers {hf_seconds:.2f} s"
+        f"training time: scratch {c.scratch_s:.2f} s, tokenizers {c.reference_s:.2f} s"
     )
-    n_words = len(text.split()) or 1
-    hf_tokens = sum(len(e.ids) for e in hf.encode_batch(lines))
-    my_tokens = sum(len(mine.encode(line)) for line in lines)
     console.print(
-        f"tokens per word: scratch {my_tokens / n_words:.3f}, "
-        f"tokenizers {hf_tokens / n_words:.3f}"
+        f"tokens per word: scratch {c.scratch_tokens_per_word:.3f}, "
+        f"tokenizers {c.reference_tokens_per_word:.3f}"
     )
 
 
@@ -152,36 +146,3 @@ def _shown(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return repr(data)
-
-
-def hf_byte_level_bpe(texts, vocab_size: int, min_frequency: int = 0, specials=()):
-    """Hugging Face's byte-level BPE in the configuration the scratch one matches."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(specials),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return tok
-
-
-def _hf_model(hf) -> dict:
-    import json
-
-    return json.loads(hf.to_str())["model"]
-
-
-def _first_divergence(theirs: list[tuple], mine: list[tuple]) -> str | None:
-    for rank, (a, b) in enumerate(zip(theirs, mine, strict=False)):
-        if a != b:
-            return f"first divergence at merge {rank}: tokenizers {a}, scratch {b}"
-    if len(theirs) != len(mine):
-        return f"merge counts differ: tokenizers {len(theirs)}, scratch {len(mine)}"
-    return None

@@ -120,13 +120,14 @@ def _make_model(settings: dict[str, Any], data):
 def _train_resumed(given: dict[str, Any]) -> None:
     from toytorch.models import model_from_config
     from toytorch.training import checkpoint as ckpt
+    from toytorch.vision.classify import classifier_info
     from toytorch.vision.data import load_image_data
 
     if not given.get("out"):
         raise ToytorchError("--resume needs --out, the checkpoint folder to continue")
     out = Path(given["out"])
     saved = ckpt.read_config(out)
-    info = _classifier_info(saved, out)
+    info = classifier_info(saved, out)
     settings = {**CLASSIFY_DEFAULTS, **saved["training"], "data": info["data"]}
     settings["image_size"], settings["augment"] = info["image_size"], info["augment"]
     settings.update({k: given[k] for k in RESUME_OVERRIDES if k in given})
@@ -179,24 +180,10 @@ def _run(model, data, settings: dict[str, Any], out: Path, resume: bool) -> None
 # ---------------------------------------------------------------- load a model
 
 
-def _classifier_info(config: dict[str, Any], path: Path) -> dict[str, Any]:
-    info = config.get("task") or {}
-    if info.get("kind") != "classify":
-        kind = info.get("kind", "unknown")
-        raise ToytorchError(
-            f"checkpoint {path} is not an image classifier (its task is {kind!r})"
-        )
-    return info
-
-
 def _load_classifier(path: Path, device: str):
-    from toytorch.training import load_checkpoint, resolve_device
-    from toytorch.training.checkpoint import read_config
+    from toytorch.vision.classify import load_classifier
 
-    path = _find_checkpoint(path)
-    info = _classifier_info(read_config(path), path)
-    loaded = load_checkpoint(path, resolve_device(device))
-    return loaded, info
+    return load_classifier(_find_checkpoint(path), device)
 
 
 def _find_checkpoint(path: Path) -> Path:
@@ -217,24 +204,16 @@ def classify_command(
     """Print the likeliest labels of each image, with their probabilities."""
     import torch
 
-    from toytorch import func
+    from toytorch.vision.classify import classify
     from toytorch.vision.imagefolder import load_image
-    from toytorch.vision.transforms import normalize
 
-    loaded, info = _load_classifier(checkpoint, device)
-    size, names = info["image_size"], info["label_names"]
+    classifier = _load_classifier(checkpoint, device)
+    size = classifier.image_size
     pixels = torch.stack([load_image(p, size) for p in images])  # checks all first
-    x = normalize(pixels, info["mean"], info["std"]).to(
-        next(loaded.model.parameters()).device
-    )
-    with torch.no_grad():
-        probs = func.softmax(loaded.model(x), dim=-1).cpu()  # (N, classes)
-    k = max(1, min(top, len(names)))
-    for path, p in zip(images, probs, strict=True):
-        values, labels = p.topk(k)
+    for path, tops in zip(images, classify(classifier, pixels, top), strict=True):
         print(f"{path}:")
-        for v, i in zip(values.tolist(), labels.tolist(), strict=True):
-            print(f"  {names[i]:<16} {v:7.2%}")
+        for name, p in tops:
+            print(f"  {name:<16} {p:7.2%}")
 
 
 # -------------------------------------------------------------------------- eval
@@ -254,23 +233,24 @@ def eval_command(
     from toytorch.vision.data import load_test_split
     from toytorch.vision.task import confusion_matrix, evaluate_split
 
-    loaded, info = _load_classifier(checkpoint, device)
-    training = loaded.config.get("training", {})
+    classifier = _load_classifier(checkpoint, device)
+    info = classifier.config["task"]
+    training = classifier.config.get("training", {})
     split = load_test_split(
-        data or info["data"], info["label_names"], info["image_size"],
+        data or info["data"], classifier.label_names, classifier.image_size,
         training.get("val_fraction", 0.1), training.get("seed", 1337),
     )  # fmt: skip
-    model_device = next(loaded.model.parameters()).device
     loss, accuracy, predicted = evaluate_split(
-        loaded.model, split, info["mean"], info["std"], model_device
+        classifier.model, split, classifier.mean, classifier.std, classifier.device
     )
     console = Console(highlight=False)
     console.print(
         f"test accuracy {accuracy:.2%} on {len(split):,} images (loss {loss:.4f})",
         markup=False,
     )
-    counts = confusion_matrix(split.labels, predicted, len(info["label_names"]))
-    console.print(_confusion_table(counts, info["label_names"]))
+    names = classifier.label_names
+    counts = confusion_matrix(split.labels, predicted, len(names))
+    console.print(_confusion_table(counts, names))
 
 
 def _confusion_table(counts, names: list[str]):

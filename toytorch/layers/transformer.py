@@ -42,7 +42,89 @@ def _activation_name(activation) -> str:
     return getattr(activation, "__name__", type(activation).__name__)
 
 
-class TransformerEncoderLayer(nn.Module):
+class _TransformerLayer(nn.Module):
+    """What the encoder and decoder layers share: construction, the self-attention
+    and feed-forward blocks, ``reset_parameters`` and ``extra_repr``.
+
+    The submodules are attributes of the layer itself (not of a shared feed-forward
+    module) so the state_dict keys stay those of torch.nn. ``_cross_attention``
+    (class attribute) adds the decoder's ``multihead_attn``, ``norm3`` and
+    ``dropout3``.
+    """
+
+    _cross_attention = False
+    norm_first: bool
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Tensor], Tensor] = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        attn = {"dropout": dropout, "bias": bias, "batch_first": batch_first}
+        norm = {"eps": layer_norm_eps, "bias": bias, **factory}
+        cross = self._cross_attention
+        # Same construction order as torch.nn, so a seeded init draws the same values.
+        self.self_attn = MultiheadAttention(d_model, nhead, **attn, **factory)
+        if cross:
+            self.multihead_attn = MultiheadAttention(d_model, nhead, **attn, **factory)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, **norm)
+        self.norm2 = LayerNorm(d_model, **norm)
+        if cross:
+            self.norm3 = LayerNorm(d_model, **norm)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        if cross:
+            self.dropout3 = Dropout(dropout)
+        self.activation = _get_activation(activation)
+
+    def reset_parameters(self) -> None:
+        # children() runs in construction order: attention(s), linears, norms
+        for m in self.children():
+            if isinstance(m, MultiheadAttention | Linear | LayerNorm):
+                m.reset_parameters()
+
+    def _self_attention(
+        self, x, attn_mask, key_padding_mask, is_causal, cache
+    ) -> Tensor:
+        """self_attn(x, x, x), before its dropout."""
+        return self.self_attn(
+            x,
+            x,
+            x,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
+            cache=cache,
+        )[0]
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        """linear2(dropout(activation(linear1(x)))), before the block's last dropout."""
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+    def extra_repr(self) -> str:
+        return (
+            f"norm_first={self.norm_first}, "
+            f"activation={_activation_name(self.activation)}"
+        )
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     r"""Self-attention then a feed-forward block, twin of
     :class:`torch.nn.TransformerEncoderLayer`.
 
@@ -90,47 +172,6 @@ class TransformerEncoderLayer(nn.Module):
         torch.Size([2, 10, 32])
     """
 
-    norm_first: bool
-
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        # Same construction order as torch.nn, so a seeded init draws the same values.
-        self.self_attn = MultiheadAttention(
-            d_model,
-            nhead,
-            dropout=dropout,
-            bias=bias,
-            batch_first=batch_first,
-            **factory,
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _get_activation(activation)
-
-    def reset_parameters(self) -> None:
-        for m in (self.self_attn, self.linear1, self.linear2, self.norm1, self.norm2):
-            m.reset_parameters()
-
     def forward(
         self,
         src: Tensor,
@@ -143,43 +184,17 @@ class TransformerEncoderLayer(nn.Module):
         (torch.nn needs both), and ``cache`` extends self-attention over the cached
         positions (see :class:`KVCache`)."""
         x = src
+        sa = (src_mask, src_key_padding_mask, is_causal, cache)
         if self.norm_first:
-            x = x + self._sa_block(
-                self.norm1(x), src_mask, src_key_padding_mask, is_causal, cache
-            )
-            x = x + self._ff_block(self.norm2(x))
+            x = x + self.dropout1(self._self_attention(self.norm1(x), *sa))
+            x = x + self.dropout2(self._feed_forward(self.norm2(x)))
         else:
-            x = self.norm1(
-                x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal, cache)
-            )
-            x = self.norm2(x + self._ff_block(x))
+            x = self.norm1(x + self.dropout1(self._self_attention(x, *sa)))
+            x = self.norm2(x + self.dropout2(self._feed_forward(x)))
         return x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache) -> Tensor:
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=False,
-            is_causal=is_causal,
-            cache=cache,
-        )[0]
-        return self.dropout1(x)
 
-    def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout2(x)
-
-    def extra_repr(self) -> str:
-        return (
-            f"norm_first={self.norm_first}, "
-            f"activation={_activation_name(self.activation)}"
-        )
-
-
-class TransformerDecoderLayer(nn.Module):
+class TransformerDecoderLayer(_TransformerLayer):
     r"""Self-attention, attention over the encoder output, then a feed-forward block;
     twin of :class:`torch.nn.TransformerDecoderLayer`.
 
@@ -231,45 +246,7 @@ class TransformerDecoderLayer(nn.Module):
         torch.Size([2, 7, 32])
     """
 
-    norm_first: bool
-
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        attn = {"dropout": dropout, "bias": bias, "batch_first": batch_first}
-        # Same construction order as torch.nn, so a seeded init draws the same values.
-        self.self_attn = MultiheadAttention(d_model, nhead, **attn, **factory)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, **attn, **factory)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _get_activation(activation)
-
-    def reset_parameters(self) -> None:
-        for m in (self.self_attn, self.multihead_attn, self.linear1, self.linear2):
-            m.reset_parameters()
-        for norm in (self.norm1, self.norm2, self.norm3):
-            norm.reset_parameters()
+    _cross_attention = True
 
     def forward(
         self,
@@ -291,32 +268,22 @@ class TransformerDecoderLayer(nn.Module):
         """
         x = tgt
         sa = (tgt_mask, tgt_key_padding_mask, tgt_is_causal, cache)
-        mha = (memory_mask, memory_key_padding_mask, memory_is_causal)
+        mha = (memory, memory_mask, memory_key_padding_mask, memory_is_causal)
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), *sa)
-            x = x + self._mha_block(self.norm2(x), memory, *mha)
-            x = x + self._ff_block(self.norm3(x))
+            x = x + self.dropout1(self._self_attention(self.norm1(x), *sa))
+            x = x + self.dropout2(self._memory_attention(self.norm2(x), *mha))
+            x = x + self.dropout3(self._feed_forward(self.norm3(x)))
         else:
-            x = self.norm1(x + self._sa_block(x, *sa))
-            x = self.norm2(x + self._mha_block(x, memory, *mha))
-            x = self.norm3(x + self._ff_block(x))
+            x = self.norm1(x + self.dropout1(self._self_attention(x, *sa)))
+            x = self.norm2(x + self.dropout2(self._memory_attention(x, *mha)))
+            x = self.norm3(x + self.dropout3(self._feed_forward(x)))
         return x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache) -> Tensor:
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=False,
-            is_causal=is_causal,
-            cache=cache,
-        )[0]
-        return self.dropout1(x)
-
-    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        x = self.multihead_attn(
+    def _memory_attention(
+        self, x, memory, attn_mask, key_padding_mask, is_causal
+    ) -> Tensor:
+        """multihead_attn(x, memory, memory), before its dropout."""
+        return self.multihead_attn(
             x,
             memory,
             memory,
@@ -325,14 +292,3 @@ class TransformerDecoderLayer(nn.Module):
             need_weights=False,
             is_causal=is_causal,
         )[0]
-        return self.dropout2(x)
-
-    def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout3(x)
-
-    def extra_repr(self) -> str:
-        return (
-            f"norm_first={self.norm_first}, "
-            f"activation={_activation_name(self.activation)}"
-        )

@@ -8,6 +8,7 @@ its vocabulary lacks (``unknown``), and save itself as a ``tokenizer.json``.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -15,6 +16,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from toytorch.errors import ToytorchError
+from toytorch.tokenizers.pretokenize import SpecialSplitter
+
+JSON_VERSION = 1  # of toytorch's own tokenizer.json schema (char and word)
 
 
 class Tokenizer(ABC):
@@ -94,6 +98,71 @@ class Tokenizer(ABC):
                 f"token id {token_id} is outside the vocabulary "
                 f"(0..{self.vocab_size - 1})"
             )
+
+
+class VocabTokenizer(Tokenizer):
+    """Base of the tokenizers whose vocabulary is a plain list of tokens (char, word).
+
+    Holds the vocabulary, the token -> id map, the special-token splitter and each
+    token's bytes, and reads and writes toytorch's own tokenizer.json schema
+    (``{"toytorch": {"version", "kind", ..., "special_tokens", "vocab"}}``).
+
+    Args:
+        vocab: tokens in id order.
+        special_tokens: the tokens of ``vocab`` that are special (kept whole by encode).
+    """
+
+    def __init__(self, vocab: list[str], special_tokens: Iterable[str] = ()) -> None:
+        self.vocab = list(vocab)
+        self.special_tokens = list(special_tokens)
+        self.stoi = {s: i for i, s in enumerate(self.vocab)}
+        if len(self.stoi) != len(self.vocab):
+            raise ToytorchError(f"{self.kind} vocabulary has duplicate tokens")
+        self._splitter = SpecialSplitter(self.special_tokens)
+        self._bytes = [s.encode("utf-8") for s in self.vocab]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        self._check_id(token_id)
+        return self._bytes[token_id]
+
+    @abstractmethod
+    def _pieces(self, segment: str) -> Iterable[str]:
+        """The tokens of a text segment that holds no special token."""
+
+    def unknown(self, text: str) -> list[str]:
+        stoi = self.stoi
+        missing: dict[str, None] = {}  # an ordered set
+        for segment, special in self._splitter.split(text):
+            if not special:  # special tokens are always in the vocabulary
+                missing.update(
+                    (p, None) for p in self._pieces(segment) if p not in stoi
+                )
+        return list(missing)
+
+    def _json_fields(self) -> dict:
+        """Fields a subclass adds to the schema, written after ``kind``."""
+        return {}
+
+    def to_json_str(self) -> str:
+        payload = {
+            "toytorch": {
+                "version": JSON_VERSION,
+                "kind": self.kind,
+                **self._json_fields(),
+                "special_tokens": self.special_tokens,
+                "vocab": self.vocab,
+            }
+        }
+        return json.dumps(payload, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json_dict(cls, d: dict):
+        """Inverse of ``to_json_str`` (the inner ``"toytorch"`` object)."""
+        return cls(d["vocab"], d.get("special_tokens", []))
 
 
 def write_text_atomic(path: Path, text: str) -> None:

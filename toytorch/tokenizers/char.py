@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 from toytorch.errors import ToytorchError
-from toytorch.tokenizers.base import Tokenizer, as_text_list
-from toytorch.tokenizers.pretokenize import SpecialSplitter
-
-JSON_VERSION = 1
+from toytorch.tokenizers.base import VocabTokenizer, as_text_list
 
 
-class CharTokenizer(Tokenizer):
+class CharTokenizer(VocabTokenizer):
     """Every character is a token.
 
     The vocabulary is the special tokens (in the order given) followed by the distinct
@@ -27,15 +23,6 @@ class CharTokenizer(Tokenizer):
     """
 
     kind = "char"
-
-    def __init__(self, vocab: list[str], special_tokens: Iterable[str] = ()) -> None:
-        self.vocab = list(vocab)
-        self.special_tokens = list(special_tokens)
-        self.stoi = {s: i for i, s in enumerate(self.vocab)}
-        if len(self.stoi) != len(self.vocab):
-            raise ToytorchError("char vocabulary has duplicate tokens")
-        self._splitter = SpecialSplitter(self.special_tokens)
-        self._bytes = [s.encode("utf-8") for s in self.vocab]
 
     @classmethod
     def train(
@@ -74,10 +61,6 @@ class CharTokenizer(Tokenizer):
             progress(1, 1)
         return cls(vocab, specials)
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
     def encode(self, text: str) -> list[int]:
         """Ids of the characters of ``text``; unknown characters raise ToytorchError."""
         stoi = self.stoi
@@ -95,32 +78,5 @@ class CharTokenizer(Tokenizer):
                 ) from None
         return ids
 
-    def token_bytes(self, token_id: int) -> bytes:
-        self._check_id(token_id)
-        return self._bytes[token_id]
-
-    def unknown(self, text: str) -> list[str]:
-        stoi = self.stoi
-        missing: dict[str, None] = {}
-        for segment, special in self._splitter.split(text):
-            if not special:
-                missing.update(
-                    (c, None) for c in dict.fromkeys(segment) if c not in stoi
-                )
-        return list(missing)
-
-    def to_json_str(self) -> str:
-        payload = {
-            "toytorch": {
-                "version": JSON_VERSION,
-                "kind": self.kind,
-                "special_tokens": self.special_tokens,
-                "vocab": self.vocab,
-            }
-        }
-        return json.dumps(payload, ensure_ascii=False, indent=1)
-
-    @classmethod
-    def from_json_dict(cls, d: dict) -> CharTokenizer:
-        """Inverse of ``to_json_str`` (the inner ``"toytorch"`` object)."""
-        return cls(d["vocab"], d.get("special_tokens", []))
+    def _pieces(self, segment: str) -> str:
+        return segment  # its characters

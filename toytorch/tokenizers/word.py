@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 import regex
 
 from toytorch.errors import ToytorchError
-from toytorch.tokenizers.base import Tokenizer, as_text_list
+from toytorch.tokenizers.base import VocabTokenizer, as_text_list
 from toytorch.tokenizers.pretokenize import SpecialSplitter
 
-JSON_VERSION = 1
 UNK = "<unk>"
 
 # A word is a run of letters, marks and digits, with inner apostrophes kept ("don't",
@@ -22,7 +20,7 @@ WORD_PATTERN = r"[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*|\s+|[^\s\p{L}\p
 WORD_SPLIT = regex.compile(WORD_PATTERN)
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(VocabTokenizer):
     """Splits text into words, punctuation and whitespace runs; rare ones become <unk>.
 
     Vocabulary order: ``<unk>`` (id 0), the special tokens in the order given, then the
@@ -41,13 +39,7 @@ class WordTokenizer(Tokenizer):
     def __init__(self, vocab: list[str], special_tokens: Iterable[str] = ()) -> None:
         if not vocab or vocab[0] != UNK:
             raise ToytorchError(f"word vocabulary must start with {UNK!r}")
-        self.vocab = list(vocab)
-        self.special_tokens = list(special_tokens)
-        self.stoi = {s: i for i, s in enumerate(self.vocab)}
-        if len(self.stoi) != len(self.vocab):
-            raise ToytorchError("word vocabulary has duplicate tokens")
-        self._splitter = SpecialSplitter(self.special_tokens)
-        self._bytes = [s.encode("utf-8") for s in self.vocab]
+        super().__init__(vocab, special_tokens)
 
     @classmethod
     def train(
@@ -95,10 +87,6 @@ class WordTokenizer(Tokenizer):
             progress(1, 1)
         return cls([UNK, *specials, *ranked], specials)
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
     def tokens(self, text: str) -> list[str]:
         """The pieces of ``text`` (special tokens whole), before the vocab lookup."""
         pieces: list[str] = []
@@ -106,7 +94,7 @@ class WordTokenizer(Tokenizer):
             if special:
                 pieces.append(segment)
             else:
-                pieces.extend(WORD_SPLIT.findall(segment))
+                pieces.extend(self._pieces(segment))
         return pieces
 
     def encode(self, text: str) -> list[int]:
@@ -114,27 +102,8 @@ class WordTokenizer(Tokenizer):
         get = self.stoi.get
         return [get(tok, 0) for tok in self.tokens(text)]
 
-    def token_bytes(self, token_id: int) -> bytes:
-        self._check_id(token_id)
-        return self._bytes[token_id]
+    def _pieces(self, segment: str) -> list[str]:
+        return WORD_SPLIT.findall(segment)
 
-    def unknown(self, text: str) -> list[str]:
-        stoi = self.stoi
-        return [tok for tok in dict.fromkeys(self.tokens(text)) if tok not in stoi]
-
-    def to_json_str(self) -> str:
-        payload = {
-            "toytorch": {
-                "version": JSON_VERSION,
-                "kind": self.kind,
-                "unk_token": UNK,
-                "special_tokens": self.special_tokens,
-                "vocab": self.vocab,
-            }
-        }
-        return json.dumps(payload, ensure_ascii=False, indent=1)
-
-    @classmethod
-    def from_json_dict(cls, d: dict) -> WordTokenizer:
-        """Inverse of ``to_json_str`` (the inner ``"toytorch"`` object)."""
-        return cls(d["vocab"], d.get("special_tokens", []))
+    def _json_fields(self) -> dict:
+        return {"unk_token": UNK}

@@ -5,4 +5,5 @@
 - :mod:`toytorch.vision.data`: ``load_image_data("cifar10" | PATH)`` with the splits.
 - :mod:`toytorch.vision.transforms`: normalisation, random crop, flip.
 - :mod:`toytorch.vision.task`: ``ClassificationTask`` for ``toytorch.training.train``.
+- :mod:`toytorch.vision.classify`: ``load_classifier`` and ``classify`` for front ends.
 """

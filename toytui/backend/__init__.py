@@ -25,7 +25,7 @@ from toytui.backend.checkpoints import (  # noqa: F401
 from toytui.backend.text import (  # noqa: F401
     LARGE_CORPUS_BYTES,
     TOKENIZER_KINDS,
-    BPECheck,
+    Comparison,
     CorpusEntry,
     TokenizerSummary,
     compare_bpe,

@@ -154,41 +154,29 @@ def list_classifiers(root: Path) -> list[Path]:
     """Checkpoint folders under ``root`` whose task is image classification."""
     from toytorch.errors import ToytorchError
     from toytorch.training import checkpoint
+    from toytorch.vision.classify import classifier_info
 
     found = []
     for path in checkpoint.list_checkpoints(root):
         try:
-            task = checkpoint.read_config(path).get("task") or {}
+            classifier_info(checkpoint.read_config(path), path)
         except (ToytorchError, OSError):
-            continue
-        if task.get("kind") == "classify":
-            found.append(path)
+            continue  # unreadable, or another task: not on offer here
+        found.append(path)
     return found
 
 
 def classify(path: Path, image: str, k: int = 5) -> Classified:
     """Classify an image file, or test image N of CIFAR-10 when ``image`` is a number.
 
-    The same steps as ``toytorch classify``: resize, normalise with the checkpoint's
-    statistics, softmax over the model's logits.
+    Through the same library function as ``toytorch classify``.
     """
-    import torch
+    from toytorch.vision.classify import classify as top_classes
+    from toytorch.vision.classify import load_classifier
 
-    from toytorch import func
-    from toytorch.training import checkpoint
-    from toytorch.vision.transforms import normalize
-
-    ck = checkpoint.load_checkpoint(path, device="cpu")
-    info = ck.config["task"]
-    pixels, truth = _image(image, info["image_size"], info["label_names"])
-    x = normalize(pixels[None], info["mean"], info["std"])  # (1, 3, S, S)
-    with torch.no_grad():
-        probs = func.softmax(ck.model(x), dim=-1)[0]  # (classes,)
-    values, labels = probs.topk(min(k, len(info["label_names"])))
-    top = [
-        (info["label_names"][i], v)
-        for v, i in zip(values.tolist(), labels.tolist(), strict=True)
-    ]
+    classifier = load_classifier(path, device="cpu")
+    pixels, truth = _image(image, classifier.image_size, classifier.label_names)
+    top = top_classes(classifier, pixels[None], k)[0]
     rows = pixels.permute(1, 2, 0).tolist()  # (S, S, 3)
     return Classified([[tuple(p) for p in row] for row in rows], top, truth)
 

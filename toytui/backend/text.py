@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from toytorch.compare_bpe import Comparison  # light: tokenizers loads on first use
+
 LARGE_CORPUS_BYTES = 20 * 1024 * 1024
 
 
@@ -118,74 +120,13 @@ def _sample_line(text: str) -> str:
     return lines[0][:120] if lines else ""
 
 
-@dataclass
-class BPECheck:
-    """Scratch BPE against Hugging Face tokenizers on the same text and vocab size."""
+def compare_bpe(text: str, vocab_size: int) -> Comparison:
+    """Train toytorch's BPE and Hugging Face's on the corpus; compare (in a worker).
 
-    same_vocab: bool
-    same_merges: bool
-    scratch_s: float
-    reference_s: float
-    vocab_size: int
-    first_divergence: str | None = None
-
-
-def compare_bpe(text: str, vocab_size: int) -> BPECheck:
-    """Train toytorch's BPE and Hugging Face's on the same text; compare the results.
-
-    Runs in a worker. Both are byte-level with the settings issue 3 pins down (HF:
-    ``models.BPE()``, ``ByteLevel(add_prefix_space=False)``, the full byte alphabet).
-    Needs the ``tokenizers`` package (a dev/test dependency): without it, a
-    ToytorchError says so.
+    The library comparison that ``toytorch tokenizer compare`` runs, on the whole
+    text as one string. Without the ``tokenizers`` package (a dev/test dependency) a
+    ToytorchError says how to install it.
     """
-    import json
-    import time
+    from toytorch.compare_bpe import compare_with_hf
 
-    from toytorch.errors import ToytorchError
-    from toytorch.tokenizers import train_tokenizer as train
-
-    try:
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    except ImportError:
-        raise ToytorchError(
-            "the BPE check needs the tokenizers package: pip install tokenizers"
-        ) from None
-    t0 = time.perf_counter()
-    scratch = json.loads(train("bpe", text, vocab_size).to_json_str())["model"]
-    scratch_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    hf = Tokenizer(models.BPE())
-    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    hf.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    hf.train_from_iterator([text], trainer)
-    reference = json.loads(hf.to_str())["model"]
-    reference_s = time.perf_counter() - t0
-
-    mine, theirs = _merges(scratch), _merges(reference)
-    divergence = next(
-        (
-            f"merge {i}: {a} vs {b}"
-            for i, (a, b) in enumerate(zip(mine, theirs, strict=False))
-            if a != b
-        ),
-        None,
-    )
-    return BPECheck(
-        same_vocab=scratch["vocab"] == reference["vocab"],
-        same_merges=mine == theirs,
-        scratch_s=scratch_s,
-        reference_s=reference_s,
-        vocab_size=vocab_size,
-        first_divergence=divergence,
-    )
-
-
-def _merges(model: dict) -> list[str]:
-    """Merges as 'a b' strings (tokenizers writes them as pairs or as strings)."""
-    return [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    return compare_with_hf([text], vocab_size, count_tokens=False)  # not shown

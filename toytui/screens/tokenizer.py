@@ -181,7 +181,7 @@ class TokenizerView(Vertical):
             return
         self.app.call_from_thread(self._checked, result)
 
-    def _checked(self, r: backend.BPECheck) -> None:
+    def _checked(self, r: backend.Comparison) -> None:
         yes = {True: "yes", False: "no"}
         lines = [
             f"BPE against Hugging Face tokenizers (vocab {r.vocab_size}):",
@@ -189,7 +189,7 @@ class TokenizerView(Vertical):
             f"time: toytorch {r.scratch_s:.2f} s, tokenizers {r.reference_s:.2f} s",
         ]
         if r.first_divergence:
-            lines.append(f"first divergence: {r.first_divergence}")
+            lines.append(r.first_divergence)
         self.query_one("#tok-bpe", Static).update("\n".join(lines))
 
     def show_message(self, text: str, error: bool = False) -> None:
