@@ -54,8 +54,17 @@ def free_ports(n: int) -> list[int]:
 def make_model(arch: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     if arch == "transformer":
+        # No biases: the key part of in_proj_bias has a gradient that is zero in exact
+        # arithmetic (softmax ignores a constant added to a row), so Adam turns its
+        # rounding noise (~1e-9) into full-size updates, and no two summation orders
+        # (one process or two) agree on it.
         config = TransformerConfig(
-            vocab_size=VOCAB, context=CONTEXT, n_layer=1, n_head=2, d_model=16
+            vocab_size=VOCAB,
+            context=CONTEXT,
+            n_layer=1,
+            n_head=2,
+            d_model=16,
+            bias=False,
         )
         return TransformerLanguageModel(config)
     config = LSTMConfig(vocab_size=VOCAB, context=CONTEXT, n_layer=1, d_model=16)

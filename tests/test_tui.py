@@ -53,7 +53,7 @@ def tui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "") -> None:
+async def wait_for(pilot, condition, timeout: float = 120.0, what: str = "") -> None:
     """Let the app run until ``condition()`` holds (fail after ``timeout`` s)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -350,7 +350,7 @@ async def test_quit_during_training_asks_then_stops_and_keeps_checkpoint(
         await send_key(pilot, "ctrl+q")
         await wait_for(pilot, lambda: asking(app), what="the question")
         await send_key(pilot, "y", "y")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="exit")
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
     # the training work ended before the app did (the pool thread itself is asyncio's)
     assert train.finished.is_set() and train.control.stop_requested
     assert (tui_env / "checkpoints" / "toytui" / "model.safetensors").is_file()

@@ -262,10 +262,10 @@ def run_fresh(settings: dict[str, Any], force: bool) -> None:
             "to replace it, or --out for another folder"
         )
     tok = make_tokenizer(settings, text)
-    ids = encode(tok, text, settings, corpus_path)
-    model = make_model(settings, tok.vocab_size)
     corpus = corpus_record(settings["corpus"], corpus_path, text)
-    run_training(model, tok, ids, corpus, settings, out, resume=False)
+    task = make_task(tok, text, corpus, settings)
+    model = make_model(settings, tok.vocab_size)
+    run_training(model, task, settings, out, resume=False)
 
 
 def load_corpus(name: str | None) -> tuple[Path, str]:
@@ -292,19 +292,17 @@ def make_tokenizer(settings: dict[str, Any], text: str):
     return train_tokenizer(settings["tokenizer"], [text], settings["vocab_size"])
 
 
-def encode(tok, text: str, settings: dict[str, Any], corpus_path: Path):
-    from toytorch.corpora import check_corpus_size
-    from toytorch.tokenizers import encode_cached
+def make_task(tok, text: str, corpus: dict[str, Any], settings: dict[str, Any]):
+    from toytorch.training import text_task
 
-    ids = encode_cached(tok, text)
-    check_corpus_size(
-        len(ids),
+    return text_task(
+        tok,
+        text,
+        corpus,
         settings["context"],
         settings["batch_size"],
         settings["val_fraction"],
-        name=corpus_path.stem,
     )
-    return ids
 
 
 def make_model(settings: dict[str, Any], vocab_size: int):
@@ -364,8 +362,8 @@ def run_resumed(settings: dict[str, Any], given: dict[str, Any]) -> None:
     settings = resumed_settings(saved["training"], given)
     settings["context"] = saved["model"]["context"]
     model = model_from_config(saved["model"])
-    ids = encode(tok, text, settings, corpus_path)
-    run_training(model, tok, ids, record, settings, out, resume=True)
+    task = make_task(tok, text, record, settings)
+    run_training(model, task, settings, out, resume=True)
 
 
 def resumed_settings(training: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -380,10 +378,9 @@ def resumed_settings(training: dict[str, Any], given: dict[str, Any]) -> dict[st
 # ---------------------------------------------------------------------- training
 
 
-def run_training(model, tok, ids, corpus, settings, out: Path, resume: bool) -> None:
-    from toytorch.data import split_by_position
+def run_training(model, task, settings, out: Path, resume: bool) -> None:
     from toytorch.reporting import ConsoleReporter
-    from toytorch.training import LanguageModelTask, TrainConfig, TrainControl, train
+    from toytorch.training import TrainConfig, TrainControl, train
     from toytorch.training.distributed import is_main_process
 
     config = TrainConfig(
@@ -405,8 +402,6 @@ def run_training(model, tok, ids, corpus, settings, out: Path, resume: bool) -> 
         out_dir=str(out),
         **({"betas": tuple(settings["betas"])} if "betas" in settings else {}),
     )
-    train_ids, val_ids = split_by_position(ids, config.val_fraction)
-    task = LanguageModelTask(train_ids, val_ids, tok, corpus)
     control = TrainControl()
     reporter = ConsoleReporter(log_every=config.log_every)
     on_event = reporter if is_main_process() else None  # torchrun: rank 0 reports

@@ -25,7 +25,7 @@ from toytorch.training.events import (
     Step,
     TrainControl,
 )
-from toytorch.training.lm_task import LanguageModelTask
+from toytorch.training.lm_task import LanguageModelTask, text_task
 from toytorch.training.loop import (
     NonFiniteLossError,
     TrainResult,
@@ -56,6 +56,7 @@ __all__ = [
     "resolve_device",
     "save_checkpoint",
     "step_generator",
+    "text_task",
     "to_device",
     "train",
 ]

@@ -194,6 +194,32 @@ class LanguageModelTask(BaseTask):
         self.carried = None if carried is None else _to(carried, self.device)
 
 
+def text_task(
+    tokenizer,
+    text: str,
+    corpus: dict[str, Any],
+    context: int,
+    batch_size: int,
+    val_fraction: float,
+) -> LanguageModelTask:
+    """The language-model task of a corpus, as every front end builds it.
+
+    Encodes ``text`` once (the ids are cached on disk, keyed by the text and the
+    tokenizer), checks that it holds enough tokens for ``context`` and ``batch_size``
+    (a ToytorchError that says how many it needs), and splits it by position: the
+    first ``1 - val_fraction`` for training, the rest for validation.
+    """
+    from toytorch.corpora import check_corpus_size
+    from toytorch.data import split_by_position
+    from toytorch.tokenizers import encode_cached
+
+    ids = encode_cached(tokenizer, text)
+    name = corpus.get("name") or "corpus"
+    check_corpus_size(len(ids), context, batch_size, val_fraction, name=name)
+    train_ids, val_ids = split_by_position(ids, val_fraction)
+    return LanguageModelTask(train_ids, val_ids, tokenizer, corpus)
+
+
 def _to(state: Any, device: torch.device) -> Any:
     if isinstance(state, torch.Tensor):
         return state.to(device)

@@ -89,23 +89,16 @@ def run_training(
     """
     import torch
 
-    from toytorch.corpora import check_corpus_size
-    from toytorch.data import split_by_position
-    from toytorch.tokenizers import encode_cached
-    from toytorch.training import LanguageModelTask, TrainConfig, train
+    from toytorch.training import TrainConfig, text_task, train
 
     torch.manual_seed(spec.seed)  # the model's initialisation is the caller's to seed
     if spec.resume:
         model, tokenizer = _saved_model(spec.out_dir)
     else:
         model = build_model(spec, tokenizer.vocab_size)
-    ids = encode_cached(tokenizer, text)
-    check_corpus_size(
-        len(ids), spec.context, spec.batch_size, VAL_FRACTION, corpus_name
-    )
-    train_ids, val_ids = split_by_position(ids, VAL_FRACTION)
-    task = LanguageModelTask(
-        train_ids, val_ids, tokenizer, corpus={"name": corpus_name}
+    corpus = {"name": corpus_name}
+    task = text_task(
+        tokenizer, text, corpus, spec.context, spec.batch_size, VAL_FRACTION
     )
     config = TrainConfig(
         max_steps=spec.max_steps,
