@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -114,9 +116,10 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt, "_write_text", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ToytorchError, match="cannot write checkpoint .*c: disk full"):
         save(tmp_path / "c", toy_model(seed=5), step=2)
     monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["c"]  # the failed save cleaned up
     assert (tmp_path / "c" / ckpt.MODEL_FILE).read_bytes() == before
     assert ckpt.read_config(tmp_path / "c")["step"] == 1
     save(tmp_path / "c", model, step=3)  # the stale temporary folder is no obstacle
@@ -177,3 +180,59 @@ def test_list_checkpoints_skips_hidden_and_foreign_folders(tmp_path):
     (tmp_path / ".b.old").mkdir()
     assert {p.name for p in ckpt.list_checkpoints(tmp_path)} == {"a", "b"}
     assert ckpt.list_checkpoints(tmp_path / "none") == []
+
+
+def test_a_save_never_replaces_what_is_not_a_checkpoint(tmp_path):
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "notes.txt").write_text("mine")
+    (notes / "sub" / "y").write_text("also mine")
+    with pytest.raises(ToytorchError, match="exists and is not a toytorch checkpoint"):
+        save(notes, toy_model())
+    assert (notes / "notes.txt").read_text() == "mine"
+    assert (notes / "sub" / "y").read_text() == "also mine"
+
+    own = tmp_path / "own"  # a user's own weights file, no toytorch config.json
+    own.mkdir()
+    (own / ckpt.MODEL_FILE).write_bytes(b"user weights")
+    with pytest.raises(ToytorchError, match="not a toytorch checkpoint"):
+        save(own, toy_model())
+    assert (own / ckpt.MODEL_FILE).read_bytes() == b"user weights"
+
+    file = tmp_path / "file.txt"
+    file.write_text("text")
+    with pytest.raises(ToytorchError, match="is a file; choose a folder"):
+        save(file, toy_model())
+    assert file.read_text() == "text"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save(empty, toy_model())  # an empty folder is fine
+    assert ckpt.is_checkpoint(empty)
+    assert ckpt.check_target(empty) is True
+
+
+def test_an_unwritable_place_is_one_error(tmp_path):
+    blocker = tmp_path / "plain"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(ToytorchError, match="cannot write checkpoint"):
+        save(blocker / "c", toy_model())
+    with pytest.raises(ToytorchError, match="--out .* cannot be written"):
+        ckpt.check_writable(blocker / "c", "--out")
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_stale_temporary_folders_are_cleared(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f".c.tmp-{done.stdout.strip()}"  # its process has exited
+    live = tmp_path / f".c.tmp-{os.getppid()}"  # a running process: left alone
+    for d in (dead, live):
+        d.mkdir()
+        (d / "half.bin").write_bytes(b"x")
+    save(tmp_path / "c", toy_model())
+    assert not dead.exists() and live.exists()

@@ -185,11 +185,11 @@ def test_bad_corpus_files(monkeypatch, capsys, tmp_path, content):
 
 def test_existing_run_is_not_overwritten(trained, corpus, monkeypatch, capsys):
     out, _ = trained
-    args = ["train", "--corpus", corpus, *TINY, "--max-steps", "2", "--out", out]
+    args = ["train", "--corpus", corpus, *TINY, "--max-steps", "3", "--out", out]
     assert_one_line_error(*cli(monkeypatch, capsys, *args), "--resume", "--force")
     code, _, err = cli(monkeypatch, capsys, *args, "--force")
     assert code == 0, err
-    assert json.loads((out / "config.json").read_text())["step"] == 2
+    assert json.loads((out / "config.json").read_text())["step"] == 3
 
 
 def test_resume_needs_a_checkpoint(tmp_path, corpus, monkeypatch, capsys):
@@ -239,3 +239,170 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path, corpus):
     stopped = json.loads((out / "config.json").read_text())["step"]
     assert 3 <= stopped < 100000
     assert f"stopped at step {stopped}" in stdout
+
+
+# ----------------------------------------------------- what --out may replace
+
+
+def _user_folder(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "sub" / "y").write_text("y")
+    return folder, {"notes.txt": "my notes", "sub/y": "y"}
+
+
+def _user_file(tmp_path):
+    file = tmp_path / "file.txt"
+    file.write_text("keep me")
+    return file, {"": "keep me"}
+
+
+def _user_weights(tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "model.safetensors").write_text("not toytorch's")
+    return folder, {"model.safetensors": "not toytorch's"}
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (_user_folder, ["is not a toytorch checkpoint", "--out"]),
+        (_user_file, ["is a file; choose a folder"]),
+        (_user_weights, ["is not a toytorch checkpoint"]),
+    ],
+)
+@pytest.mark.parametrize("force", [False, True])
+def test_out_never_replaces_the_users_files(
+    tmp_path, corpus, monkeypatch, capsys, make, words, force
+):
+    target, contents = make(tmp_path)
+    args = ["train", "--corpus", corpus, *TINY, "--max-steps", "3", "--out", target]
+    args += ["--force"] if force else []
+    code, out, err = cli(monkeypatch, capsys, *args)
+    assert code == 1
+    assert_one_line_error(code, out, err, *words)
+    for rel, text in contents.items():
+        assert (target / rel if rel else target).read_text() == text
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_out_dot_in_a_repository_is_refused(tmp_path, corpus, monkeypatch, capsys):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("a project")
+    monkeypatch.chdir(repo)
+    args = ["train", "--corpus", corpus, *TINY, "--max-steps", "3", "--out", "."]
+    assert_one_line_error(*cli(monkeypatch, capsys, *args), "not a toytorch checkpoint")
+    assert sorted(os.listdir(repo)) == ["README.md"]
+
+
+@pytest.mark.parametrize("where", ["/proc/forbidden", "plain/c"])
+def test_unwritable_out_fails_before_training(
+    tmp_path, corpus, monkeypatch, capsys, where
+):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--corpus", corpus, *TINY, "--max-steps", "3", "--out", where]
+    code, out, err = cli(monkeypatch, capsys, *args)
+    assert_one_line_error(code, out, err, where, "cannot be written")
+    assert "tokenizer: training" not in out  # refused before any work
+
+
+# ------------------------------------------------------------ bad numbers
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--lr", "-1"], ["--lr must be > 0, got -1"]),
+        (["--lr", "nan"], ["--lr", "nan"]),
+        (["--warmup", "-5"], ["--warmup", "-5"]),
+        (["--epochs", "0"], ["--epochs", "0"]),
+        (["--eval-every", "-1"], ["--eval-every", "-1"]),
+        (["--eval-batches", "0"], ["--eval-batches", "0"]),
+        (["--grad-clip", "-1"], ["--grad-clip", "-1"]),
+        (["--weight-decay", "-1"], ["--weight-decay", "-1"]),
+        (["--min-lr", "5"], ["--min-lr", "5"]),
+        (["--val-fraction", "1"], ["--val-fraction", "1"]),
+        (["--warmup", "10", "--max-steps", "5"], ["--warmup 10", "5 steps"]),
+    ],
+)
+def test_bad_numbers_are_one_line(tmp_path, corpus, monkeypatch, capsys, args, words):
+    out = tmp_path / "x"
+    argv = ["train", "--corpus", corpus, "--out", out, *args]
+    assert_one_line_error(*cli(monkeypatch, capsys, *argv), *words)
+    assert not out.exists()
+
+
+def test_warmup_default_fits_a_short_run(tmp_path, corpus, monkeypatch, capsys):
+    out = tmp_path / "ck"
+    args = TINY[:-2]  # all but --warmup 2
+    argv = ["train", "--corpus", corpus, *args, "--max-steps", "30", "--out", out]
+    code, _, err = cli(monkeypatch, capsys, *argv)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["training"]["warmup"] == 3
+
+
+def test_benchmark_toml_keeps_its_warmup(tmp_path, corpus, monkeypatch, capsys):
+    import toytorch.cli.train as train_cli
+
+    seen = []
+    monkeypatch.setattr(
+        train_cli, "run_training", lambda m, t, c, resume: seen.append(c)
+    )
+    toml = Path(__file__).parents[1] / "benchmarks" / "shakespeare_char.toml"
+    argv = ["train", "--config", toml, "--corpus", corpus, "--out", tmp_path / "b"]
+    code, _, err = cli(monkeypatch, capsys, *argv)
+    assert code == 0, err
+    assert seen[0].warmup == 100 and seen[0].max_steps == 2000
+
+
+def test_encoding_option_reads_other_encodings(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "latin.txt"
+    path.write_bytes(TEXT.replace("kettle", "caf\u00e9").encode("latin-1"))
+    out = tmp_path / "ck"
+    argv = ["train", "--corpus", path, *TINY, "--max-steps", "3", "--out", out]
+    assert_one_line_error(*cli(monkeypatch, capsys, *argv), "--encoding")
+    code, _, err = cli(monkeypatch, capsys, *argv, "--encoding", "latin-1")
+    assert code == 0, err
+    tok = json.loads((out / "tokenizer.json").read_text())
+    assert "\u00e9" in json.dumps(tok, ensure_ascii=False)
+
+
+# ------------------------------------------------------------------ resuming
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--width", "64"], ["--width cannot change", "(the checkpoint has 16)"]),
+        (["--width", "64", "--lr", "0.5"], ["--width, --lr", "--lr 0.001"]),
+        (["--max-steps", "4"], ["already at step 6", "--max-steps 4 is not beyond"]),
+        (["--max-steps", "6"], ["already at step 6"]),
+        (["--force"], ["--resume", "--force"]),
+    ],
+)
+def test_bad_resumes_are_one_line(trained, corpus, monkeypatch, capsys, args, words):
+    out, _ = trained
+    before = (out / "model.safetensors").read_bytes()
+    argv = ["train", "--corpus", corpus, "--out", out, "--resume", *args]
+    assert_one_line_error(*cli(monkeypatch, capsys, *argv), *words)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_resume_accepts_the_saved_values(trained, corpus, monkeypatch, capsys):
+    out, _ = trained
+    argv = ["train", "--corpus", corpus, "--out", out, "--resume", "--width", "16"]
+    code, stdout, err = cli(monkeypatch, capsys, *argv, "--max-steps", "7")
+    assert code == 0, err
+    assert "resumed at step 6" in stdout
+
+
+def test_generate_names_both_places_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "nosuchname"]
+    assert_one_line_error(
+        *cli(monkeypatch, capsys, *argv), "nosuchname", "checkpoints/nosuchname"
+    )

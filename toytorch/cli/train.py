@@ -3,7 +3,11 @@
 Settings come from three layers, later ones winning: the defaults below, a TOML file
 (``--config``, keys named like the options, ``-`` or ``_``), then the flags given on
 the command line. ``--resume`` takes the model, tokenizer and training settings from
-the checkpoint instead, and lets flags change only the run's length and evaluation.
+the checkpoint instead, and lets flags change only the run's length and evaluation;
+a flag that would change the saved model or schedule is refused.
+
+``--out`` is replaced only when it holds a toytorch checkpoint (and ``--force`` is
+given): a file or any other non-empty folder there is refused, even with ``--force``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from toytorch.errors import ToytorchError
 
 DEFAULTS: dict[str, Any] = {
     "corpus": None,  # None: toytorch.corpora.DEFAULT_CORPUS
+    "encoding": None,  # None: UTF-8 (with or without a byte-order mark)
     "tokenizer": "char",
     "vocab_size": None,
     "model": "transformer",
@@ -32,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": None,
     "lr": 1e-3,
     "min_lr": 1e-4,
-    "warmup": 100,
+    "warmup": 100,  # when not given: min(100, steps // 10), see default_warmup
     "dropout": 0.0,
     "bias": True,
     "weight_decay": 0.1,
@@ -58,12 +63,27 @@ RESUME_OVERRIDES = (
     "compile",
     "threads",
 )
+# What a resumed run reads besides the checkpoint: where it is and its corpus.
+RESUME_INPUTS = ("out", "corpus", "encoding")
+# Where the checkpoint keeps the value of a flag a resume may not change.
+SAVED_AS = {
+    "model": ("model", "arch"),
+    "layers": ("model", "n_layer"),
+    "heads": ("model", "n_head"),
+    "width": ("model", "d_model"),
+    "context": ("model", "context"),
+    "dropout": ("model", "dropout"),
+    "bias": ("model", "bias"),
+}
 CHECKPOINT_ROOT = Path("checkpoints")
 
 
 def train_command(
     corpus: Annotated[
         str | None, typer.Option(help="Corpus name or text file (default songbook).")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="The corpus's text encoding (default UTF-8).")
     ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="char, word or bpe (default char).")
@@ -174,6 +194,8 @@ def train_command(
         from toytorch.cli.vision import train_images
 
         return train_images(task, dict(locals()))
+    if resume and force:
+        raise ToytorchError("--resume and --force contradict each other: pass one")
     flags = {k: v for k, v in locals().items() if k in DEFAULTS and v is not None}
     settings = {**DEFAULTS, **read_toml(config), **flags}
     check_choices(settings)
@@ -183,7 +205,7 @@ def train_command(
     if resume:
         run_resumed(settings, given)
     else:
-        run_fresh(settings, force)
+        run_fresh(settings, force, given)
 
 
 def read_toml(path: Path | None) -> dict[str, Any]:
@@ -214,7 +236,7 @@ def _typed(key: str, value: Any, path: Path) -> Any:
     want = type(default) if default is not None else None
     if key in ("vocab_size", "epochs", "threads"):
         want = int
-    if key in ("corpus", "out"):
+    if key in ("corpus", "out", "encoding"):
         want = str
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -249,30 +271,63 @@ def check_choices(settings: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ a fresh run
 
 
-def run_fresh(settings: dict[str, Any], force: bool) -> None:
+def run_fresh(settings: dict[str, Any], force: bool, given: dict[str, Any]) -> None:
+    from toytorch.training import checkpoint as ckpt
     from toytorch.training import resolve_device
-    from toytorch.training.checkpoint import checkpoint_exists
 
     resolve_device(settings["device"])  # a missing GPU fails before any work
-    corpus_path, text = load_corpus(settings["corpus"])
+    if "warmup" not in given:
+        settings["warmup"] = default_warmup(settings["max_steps"])
+    train_config(settings, None)  # every bad number fails before any work
+    corpus_path, text = load_corpus(settings["corpus"], settings["encoding"])
     out = out_dir(settings, corpus_path)
-    if checkpoint_exists(out) and not force:
+    if ckpt.check_target(out, "--out") and not force:
         raise ToytorchError(
             f"{out} already holds a checkpoint: pass --resume to continue it, --force "
             "to replace it, or --out for another folder"
         )
+    ckpt.check_writable(out, "--out")
     tok = make_tokenizer(settings, text)
     corpus = corpus_record(settings["corpus"], corpus_path, text)
     task = make_task(tok, text, corpus, settings)
+    config = settle_warmup(train_config(settings, out), task, "warmup" in given)
     model = make_model(settings, tok.vocab_size)
-    run_training(model, task, settings, out, resume=False)
+    run_training(model, task, config, resume=False)
 
 
-def load_corpus(name: str | None) -> tuple[Path, str]:
+def default_warmup(steps: int) -> int:
+    """A tenth of the run, at most 100 steps (as the Textual app does), so the
+    learning rate peaks early in a short run too."""
+    return min(100, steps // 10)
+
+
+def settle_warmup(config, task, explicit: bool):
+    """Fit the warm-up to the run's real length (``--epochs`` sets it from the data);
+    a warm-up given explicitly that outlasts the run is refused."""
+    import dataclasses
+
+    total = total_steps(config, task)
+    if not explicit:
+        return dataclasses.replace(config, warmup=default_warmup(total))
+    if config.warmup >= total:
+        raise ToytorchError(
+            f"--warmup {config.warmup} is not below the run's {total} steps: the "
+            "learning rate would never reach --lr"
+        )
+    return config
+
+
+def total_steps(config, task) -> int:
+    if config.epochs is not None:
+        return config.epochs * task.steps_per_epoch()
+    return config.max_steps
+
+
+def load_corpus(name: str | None, encoding: str | None = None) -> tuple[Path, str]:
     from toytorch.corpora import DEFAULT_CORPUS, read_corpus, resolve_corpus
 
     path = resolve_corpus(name or DEFAULT_CORPUS)
-    return path, read_corpus(path)
+    return path, read_corpus(path, encoding=encoding)
 
 
 def out_dir(settings: dict[str, Any], corpus_path: Path) -> Path:
@@ -295,14 +350,17 @@ def make_tokenizer(settings: dict[str, Any], text: str):
 def make_task(tok, text: str, corpus: dict[str, Any], settings: dict[str, Any]):
     from toytorch.training import text_task
 
-    return text_task(
-        tok,
-        text,
-        corpus,
-        settings["context"],
-        settings["batch_size"],
-        settings["val_fraction"],
-    )
+    try:
+        return text_task(
+            tok,
+            text,
+            corpus,
+            settings["context"],
+            settings["batch_size"],
+            settings["val_fraction"],
+        )
+    except ValueError as e:  # the options were checked first: a last guard
+        raise ToytorchError(f"bad training setting: {e}") from None
 
 
 def make_model(settings: dict[str, Any], vocab_size: int):
@@ -352,8 +410,11 @@ def run_resumed(settings: dict[str, Any], given: dict[str, Any]) -> None:
     tok = ckpt.read_tokenizer(out)
     if tok is None:
         raise ToytorchError(f"checkpoint {out} is missing tokenizer.json")
+    refuse_changes(saved, tok, given)
     corpus_info = saved.get("task", {}).get("corpus", {})
-    corpus_path, text = load_corpus(given.get("corpus") or corpus_info.get("path"))
+    corpus_path, text = load_corpus(
+        given.get("corpus") or corpus_info.get("path"), given.get("encoding")
+    )
     record = corpus_record(corpus_info.get("name"), corpus_path, text)
     if record["sha256"] != corpus_info.get("sha256"):
         raise ToytorchError(
@@ -361,9 +422,11 @@ def run_resumed(settings: dict[str, Any], given: dict[str, Any]) -> None:
         )
     settings = resumed_settings(saved["training"], given)
     settings["context"] = saved["model"]["context"]
+    config = train_config(settings, out)
     model = model_from_config(saved["model"])
     task = make_task(tok, text, record, settings)
-    run_training(model, task, settings, out, resume=True)
+    check_beyond(int(saved.get("step", 0)), config, task)
+    run_training(model, task, config, resume=True)
 
 
 def resumed_settings(training: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -372,36 +435,100 @@ def resumed_settings(training: dict[str, Any], given: dict[str, Any]) -> dict[st
     for key in RESUME_OVERRIDES:
         if key in given:
             settings[key] = given[key]
+    if "max_steps" in given and "epochs" not in given:
+        settings["epochs"] = None  # --max-steps alone replaces a saved epoch count
     return settings
+
+
+def refuse_changes(saved: dict[str, Any], tok, given: dict[str, Any]) -> None:
+    """A resume continues the saved model and schedule: a flag (or TOML setting) that
+    would change them, e.g. ``--width 64`` on a width-128 run, is an error."""
+    changed = {}
+    for key, value in given.items():
+        if key in RESUME_OVERRIDES or key in RESUME_INPUTS:
+            continue
+        if key in SAVED_AS:
+            part, name = SAVED_AS[key]
+            was = saved.get(part, {}).get(name)
+        elif key == "tokenizer":
+            was = tok.kind
+        elif key == "vocab_size":
+            was = tok.vocab_size
+        else:
+            was = saved.get("training", {}).get(key)
+        if value != was:
+            changed[key] = was
+    if not changed:
+        return
+    names = ", ".join(option(k) for k in changed)
+    if len(changed) == 1:
+        has = shown(next(iter(changed.values())))
+    else:
+        has = ", ".join(f"{option(k)} {shown(v)}" for k, v in changed.items())
+    raise ToytorchError(
+        f"{names} cannot change when resuming (the checkpoint has {has})"
+    )
+
+
+def check_beyond(step: int, config, task) -> None:
+    """A resume must have steps left to run."""
+    total = total_steps(config, task)
+    if total > step:
+        return
+    if config.epochs is not None:
+        asked = f"--epochs {config.epochs} ({total} steps)"
+    else:
+        asked = f"--max-steps {total}"
+    raise ToytorchError(f"the run is already at step {step}; {asked} is not beyond it")
+
+
+def option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # ---------------------------------------------------------------------- training
 
 
-def run_training(model, task, settings, out: Path, resume: bool) -> None:
+def train_config(settings: dict[str, Any], out: Path | None):
+    """The loop's TrainConfig; a value out of range is a one-line error naming the
+    option (``--lr must be > 0, got -1``)."""
+    from toytorch.training import TrainConfig
+    from toytorch.training.config import ConfigError
+
+    try:
+        return TrainConfig(
+            max_steps=settings["max_steps"],
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            min_lr=settings["min_lr"],
+            warmup=settings["warmup"],
+            weight_decay=settings["weight_decay"],
+            grad_clip=settings["grad_clip"],
+            eval_every=settings["eval_every"],
+            eval_batches=settings["eval_batches"],
+            val_fraction=settings["val_fraction"],
+            log_every=settings["log_every"],
+            seed=settings["seed"],
+            device=settings["device"],
+            compile=settings["compile"],
+            out_dir=None if out is None else str(out),
+            **({"betas": tuple(settings["betas"])} if "betas" in settings else {}),
+        )
+    except ConfigError as e:
+        value = shown(e.value)
+        raise ToytorchError(f"{option(e.name)} must be {e.rule}, got {value}") from None
+
+
+def run_training(model, task, config, resume: bool) -> None:
     from toytorch.reporting import ConsoleReporter
-    from toytorch.training import TrainConfig, TrainControl, train
+    from toytorch.training import TrainControl, train
     from toytorch.training.distributed import is_main_process
 
-    config = TrainConfig(
-        max_steps=settings["max_steps"],
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        min_lr=settings["min_lr"],
-        warmup=settings["warmup"],
-        weight_decay=settings["weight_decay"],
-        grad_clip=settings["grad_clip"],
-        eval_every=settings["eval_every"],
-        eval_batches=settings["eval_batches"],
-        val_fraction=settings["val_fraction"],
-        log_every=settings["log_every"],
-        seed=settings["seed"],
-        device=settings["device"],
-        compile=settings["compile"],
-        out_dir=str(out),
-        **({"betas": tuple(settings["betas"])} if "betas" in settings else {}),
-    )
     control = TrainControl()
     reporter = ConsoleReporter(log_every=config.log_every)
     on_event = reporter if is_main_process() else None  # torchrun: rank 0 reports
@@ -474,7 +601,18 @@ def generate_command(
 
 
 def find_checkpoint(path: Path) -> Path:
-    """``path`` itself, or ``checkpoints/<path>`` when only that exists."""
-    if not path.exists() and (CHECKPOINT_ROOT / path).exists():
-        return CHECKPOINT_ROOT / path
-    return path
+    """``path`` itself, or ``checkpoints/<path>`` when only that exists; neither is a
+    one-line error naming both."""
+    from toytorch.training.checkpoint import checkpoint_found
+
+    tried = [path]
+    if not path.is_absolute():
+        tried.append(CHECKPOINT_ROOT / path)
+    for candidate in tried:
+        if checkpoint_found(candidate):
+            return candidate
+    if len(tried) == 1:
+        raise ToytorchError(f"checkpoint folder {path} does not exist")
+    raise ToytorchError(
+        f"checkpoint folder {path} does not exist (nor {CHECKPOINT_ROOT / path})"
+    )

@@ -75,14 +75,15 @@ def train_images(task: str, options: dict[str, Any]) -> None:
 
 def _train_fresh(settings: dict[str, Any], force: bool) -> None:
     from toytorch.training import resolve_device
-    from toytorch.training.checkpoint import checkpoint_exists
+    from toytorch.training.checkpoint import check_target, check_writable
     from toytorch.vision.data import load_image_data
 
     resolve_device(settings["device"])  # a missing GPU fails before any work
     if not settings["data"]:
         raise ToytorchError("--task classify needs --data cifar10 or an image folder")
     out = Path(settings["out"] or CHECKPOINT_ROOT / f"{_data_stem(settings)}-cnn")
-    if checkpoint_exists(out) and not force:
+    check_writable(out, "--out")
+    if check_target(out, "--out") and not force:
         raise ToytorchError(
             f"{out} already holds a checkpoint: pass --resume to continue it, --force "
             "to replace it, or --out for another folder"

@@ -18,7 +18,13 @@ A checkpoint folder holds:
 Writing: every file goes into a hidden sibling ``.NAME.tmp-PID``; then the old folder
 is renamed to ``.NAME.old``, the new one to ``NAME``, and the old one deleted. A crash
 before the second rename leaves ``NAME`` whole, or only ``.NAME.old``, which loading
-then reads (and the next save restores). Loading reads safetensors and JSON only: no
+then reads (and the next save restores). A save replaces only a previous checkpoint
+(a folder with toytorch's ``config.json`` and a ``model.safetensors``) or an empty
+folder: a file or any other folder at the path is refused (``check_target``). It also
+removes ``.NAME.tmp-PID`` folders whose process is gone, and its own on failure. The
+swap itself deletes only the ``.NAME.old``/``.NAME.tmp-*`` names toytorch reserves.
+Known limit: a user's own file put inside a checkpoint folder goes with the next save.
+Loading reads safetensors and JSON only: no
 ``torch.load``, no pickle. Every tensor is loaded to the CPU first, so a checkpoint
 written on a GPU loads on a machine without one.
 """
@@ -79,14 +85,38 @@ def save_checkpoint(
         metrics: JSON-ready loss history.
         files: extra text files, name -> content (e.g. ``tokenizer.json``).
         training_state: ``(tensors, json)`` from :func:`training_state`.
-    """
-    from safetensors.torch import save_file, save_model
 
+    Raises:
+        ToytorchError: ``path`` is a file or a folder that is not a checkpoint, or
+            the operating system refused a write (the temporary folder is removed).
+    """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(final, f"tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    if final.name in ("", ".", ".."):
+        final = Path(os.path.abspath(final))  # "." has no name to build siblings from
+    check_target(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale_tmp(final)
+        tmp = _sibling(final, f"tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise ToytorchError(f"cannot write checkpoint {final}: {_reason(e)}") from None
+    try:
+        _write_all(tmp, model, config, metrics, files, training_state)
+        _swap_in(tmp, final)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
+        if isinstance(e, OSError):
+            raise ToytorchError(
+                f"cannot write checkpoint {final}: {_reason(e)}"
+            ) from None
+        raise
+    return final
+
+
+def _write_all(tmp, model, config, metrics, files, training_state) -> None:
+    from safetensors.torch import save_file, save_model
 
     save_model(unwrap(model), str(tmp / MODEL_FILE))
     header = {"format": FORMAT, "version": VERSION, **config}
@@ -100,8 +130,83 @@ def save_checkpoint(
         _write_text(tmp / STATE_JSON, json.dumps(state_json))
     _fsync_all(tmp)
 
-    _swap_in(tmp, final)
-    return final
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder with toytorch's marker files: a
+    ``model.safetensors`` and a ``config.json`` whose ``format`` is toytorch's."""
+    folder = Path(path)
+    if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        return False
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def check_target(path: str | os.PathLike, option: str = "checkpoint folder") -> bool:
+    """Refuse a target a checkpoint must not replace; True when it holds one already.
+
+    A save replaces ``path`` whole, so it may only be missing, an empty folder, or a
+    toytorch checkpoint (or have only the ``.old`` twin an interrupted save left). A
+    file or any other folder is the user's: a ToytorchError, naming ``option``.
+    """
+    folder = Path(path)
+    if folder.is_dir():
+        if is_checkpoint(folder):
+            return True
+        if any(folder.iterdir()):
+            raise ToytorchError(
+                f"{folder} exists and is not a toytorch checkpoint; "
+                f"choose another {option}"
+            )
+        return False
+    if folder.exists() or folder.is_symlink():
+        raise ToytorchError(f"{option} {folder} is a file; choose a folder")
+    return is_checkpoint(_sibling(folder, "old"))
+
+
+def check_writable(path: str | os.PathLike, option: str = "checkpoint folder") -> None:
+    """Create the parent of ``path`` and a scratch folder beside it, before any work,
+    so an unwritable place fails in one line instead of at the first save."""
+    folder = Path(path)
+    if folder.name in ("", ".", ".."):
+        folder = Path(os.path.abspath(folder))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        probe = _sibling(folder, f"probe-{os.getpid()}")
+        probe.mkdir(exist_ok=True)
+        probe.rmdir()
+    except OSError as e:
+        raise ToytorchError(
+            f"{option} {folder} cannot be written: {_reason(e)}"
+        ) from None
+
+
+def _clear_stale_tmp(final: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` folders whose process is gone (an earlier crash)."""
+    prefix = f".{final.name}.tmp-"
+    for p in final.parent.iterdir():
+        if not p.name.startswith(prefix) or not p.is_dir():
+            continue
+        pid = p.name[len(prefix) :]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another process is writing this very checkpoint right now
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
 
 
 def _sibling(final: Path, tag: str) -> Path:
@@ -250,6 +355,12 @@ def checkpoint_dir(path: str | os.PathLike) -> Path:
     if folder.exists():
         raise ToytorchError(f"checkpoint {folder} is a file, not a checkpoint folder")
     raise ToytorchError(f"checkpoint folder {folder} does not exist")
+
+
+def checkpoint_found(path: str | os.PathLike) -> bool:
+    """True when ``path`` or its ``.old`` twin exists (a file too: loading names it)."""
+    folder = Path(path)
+    return folder.exists() or _sibling(folder, "old").exists()
 
 
 def checkpoint_exists(path: str | os.PathLike) -> bool:

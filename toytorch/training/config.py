@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
+
+
+class ConfigError(ValueError):
+    """A TrainConfig field out of range; ``name``, ``rule`` and ``value`` let a front
+    end name its own option (``--lr must be > 0, got -1``)."""
+
+    def __init__(self, name: str, rule: str, value: Any) -> None:
+        self.name, self.rule, self.value = name, rule, value
+        super().__init__(f"{name} must be {rule}, got {value!r}")
 
 
 @dataclass
@@ -64,25 +74,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "val_fraction"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(name, "a finite number", getattr(self, name))
         checks = {
-            "max_steps": self.max_steps >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "min_lr": 0 <= self.min_lr <= self.lr,
-            "warmup": self.warmup >= 0,
-            "weight_decay": self.weight_decay >= 0,
-            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            "grad_clip": self.grad_clip >= 0,
-            "eval_every": self.eval_every >= 0,
-            "eval_batches": self.eval_batches >= 1,
-            "val_fraction": 0 <= self.val_fraction < 1,
-            "log_every": self.log_every >= 0,
+            "max_steps": (self.max_steps >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "min_lr": (0 <= self.min_lr <= self.lr, f"between 0 and lr ({self.lr:g})"),
+            "warmup": (self.warmup >= 0, ">= 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "betas": (
+                len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                "two numbers in [0, 1)",
+            ),
+            "grad_clip": (self.grad_clip >= 0, ">= 0 (0 turns clipping off)"),
+            "eval_every": (self.eval_every >= 0, ">= 0"),
+            "eval_batches": (self.eval_batches >= 1, ">= 1"),
+            "val_fraction": (0 <= self.val_fraction < 1, "in [0, 1)"),
+            "log_every": (self.log_every >= 0, ">= 0"),
         }
         if self.epochs is not None:
-            checks["epochs"] = self.epochs >= 1
-        for name, ok in checks.items():
+            checks["epochs"] = (self.epochs >= 1, ">= 1")
+        for name, (ok, rule) in checks.items():
             if not ok:
-                raise ValueError(f"{name} is out of range: {getattr(self, name)!r}")
+                raise ConfigError(name, rule, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
