@@ -29,7 +29,7 @@ corpora_app = typer.Typer(
     help="Training texts: the bundled songbook, your own files, public-domain texts.",
     no_args_is_help=True,
 )
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False)  # ":x:" in a text stays ":x:"
 BAR_BYTES = 16_000_000  # files larger than this are read with a progress bar
 
 DirOption = Annotated[
@@ -56,7 +56,7 @@ def list_command(dir: DirOption = None) -> None:
         )
     for info in list_corpora(dir):
         lines, words = _counts(info)
-        size = _size(info.size_bytes)
+        size = format_size(info.size_bytes)
         row = (info.name, info.title, info.origin, size, lines, words, info.licence)
         table.add_row(*(Text(cell) for cell in row))  # Text: a title is not markup
     console.print(table)
@@ -83,7 +83,7 @@ def show_command(
         ("file", str(path)),
         ("source", info.source),
         ("licence", info.licence),
-        ("size", _size(info.size_bytes)),
+        ("size", format_size(info.size_bytes)),
         ("lines", f"{stats.lines:,}"),
         ("words", f"{stats.words:,}"),
         ("distinct words", f"{stats.distinct_words:,}"),
@@ -133,13 +133,13 @@ def catalogue_command(dir: DirOption = None) -> None:
     for entry in load_catalogue():
         about = "~" if entry.size_approx else ""
         fetched = "yes" if (folder / f"{entry.name}.txt").is_file() else ""
-        table.add_row(
+        row = (
             entry.name,
             entry.title,
             entry.author,
-            about + _size(entry.expected_bytes),
-            fetched,
+            about + format_size(entry.expected_bytes),
         )
+        table.add_row(*(Text(cell) for cell in (*row, fetched)))
     console.print(table)
 
 
@@ -226,7 +226,9 @@ def _origin(path: Path, user_dir: Path | None) -> str:
     return "file"
 
 
-def _size(n_bytes: int) -> str:
+def format_size(n_bytes: int) -> str:
+    """Bytes as B / KB / MB in powers of 1000 (28_512 -> "28.5 KB"); the TUI uses it
+    too, so both front ends show a corpus with the same size."""
     for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
         if n_bytes >= scale:
             return f"{n_bytes / scale:.1f} {unit}"

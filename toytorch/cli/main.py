@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 
 from toytorch.cli.corpora import corpora_app
+from toytorch.cli.generate import generate_command
 from toytorch.cli.tokenizer import tokenizer_app
-from toytorch.cli.train import generate_command, train_command
+from toytorch.cli.train import train_command
 from toytorch.cli.vision import classify_command, data_app, eval_command
 from toytorch.errors import ToytorchError
 

@@ -17,7 +17,7 @@ tokenizer_app = typer.Typer(
     help="Train, try out and compare tokenizers (char, word, BPE).",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # text as is
 CORPUS_HELP = "Corpus name or path of a UTF-8 text file."
 
 
@@ -107,7 +107,7 @@ def encode(
         raise ToytorchError(f"TEXT has characters the vocabulary lacks: {shown}")
     ids = tok.encode(text)
     console.print(f"ids ({len(ids)}): {ids}", markup=False)
-    console.print(f"tokens: {[_shown(tok.token_bytes(i)) for i in ids]}", markup=False)
+    console.print(f"tokens: {[tok.token_str(i) for i in ids]}", markup=False)
     if missing:
         shown = ", ".join(repr(m) for m in missing[:10])
         console.print(f"unknown (encoded as <unk>): {shown}", markup=False)
@@ -138,11 +138,3 @@ def compare(
         f"tokens per word: scratch {c.scratch_tokens_per_word:.3f}, "
         f"tokenizers {c.reference_tokens_per_word:.3f}"
     )
-
-
-def _shown(data: bytes) -> str:
-    """A token's text, or its bytes (b'\\xf0\\x9f') when it is part of a character."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return repr(data)

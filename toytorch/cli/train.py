@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from toytorch.cli.checkpoints import CHECKPOINT_ROOT
 from toytorch.errors import ToytorchError
 
 DEFAULTS: dict[str, Any] = {
@@ -75,7 +75,6 @@ SAVED_AS = {
     "dropout": ("model", "dropout"),
     "bias": ("model", "bias"),
 }
-CHECKPOINT_ROOT = Path("checkpoints")
 
 
 def train_command(
@@ -555,64 +554,3 @@ class stop_on_ctrl_c:
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-# ---------------------------------------------------------------------- generate
-
-
-def generate_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder or name.")],
-    prompt: Annotated[str, typer.Option(help="Text to continue; empty: fresh.")] = "",
-    max_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
-    temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.8,
-    top_k: Annotated[int | None, typer.Option(help="Keep the k likeliest.")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus mass.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for repeatable text.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "cpu",
-) -> None:
-    """Continue a prompt with a trained model, streaming the text as it comes."""
-    from toytorch.training import load_checkpoint, resolve_device
-
-    loaded = load_checkpoint(find_checkpoint(checkpoint), resolve_device(device))
-    tok = loaded.tokenizer
-    if tok is None:
-        raise ToytorchError(f"checkpoint {loaded.path} has no tokenizer.json")
-    unknown = tok.unknown(prompt)
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:10])
-        raise ToytorchError(f"the prompt has tokens the vocabulary lacks: {shown}")
-    try:
-        ids = loaded.model.generate(
-            tok.encode(prompt),
-            max_tokens,
-            temperature,
-            top_k,
-            top_p,
-            seed,
-            start_id=tok.start_id,
-        )
-    except ValueError as e:
-        raise ToytorchError(str(e)) from None
-    sys.stdout.write(prompt)
-    for piece in tok.stream(ids):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-
-
-def find_checkpoint(path: Path) -> Path:
-    """``path`` itself, or ``checkpoints/<path>`` when only that exists; neither is a
-    one-line error naming both."""
-    from toytorch.training.checkpoint import checkpoint_found
-
-    tried = [path]
-    if not path.is_absolute():
-        tried.append(CHECKPOINT_ROOT / path)
-    for candidate in tried:
-        if checkpoint_found(candidate):
-            return candidate
-    if len(tried) == 1:
-        raise ToytorchError(f"checkpoint folder {path} does not exist")
-    raise ToytorchError(
-        f"checkpoint folder {path} does not exist (nor {CHECKPOINT_ROOT / path})"
-    )

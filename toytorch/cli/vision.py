@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from toytorch.cli.checkpoints import CHECKPOINT_ROOT, find_checkpoint
 from toytorch.errors import ToytorchError
 
 # Settings of `toytorch train` for images; the language-model defaults do not fit.
@@ -42,7 +43,6 @@ CLASSIFY_DEFAULTS: dict[str, Any] = {
 LM_ONLY = ("corpus", "tokenizer", "vocab_size", "model", "layers", "heads", "width")
 LM_ONLY += ("context", "eval_batches", "config")
 RESUME_OVERRIDES = ("epochs", "max_steps", "log_every", "device")
-CHECKPOINT_ROOT = Path("checkpoints")
 
 
 # ------------------------------------------------------------------------- train
@@ -184,13 +184,7 @@ def _run(model, data, settings: dict[str, Any], out: Path, resume: bool) -> None
 def _load_classifier(path: Path, device: str):
     from toytorch.vision.classify import load_classifier
 
-    return load_classifier(_find_checkpoint(path), device)
-
-
-def _find_checkpoint(path: Path) -> Path:
-    if not path.exists() and (CHECKPOINT_ROOT / path).exists():
-        return CHECKPOINT_ROOT / path
-    return path
+    return load_classifier(find_checkpoint(path), device)
 
 
 # ---------------------------------------------------------------------- classify
