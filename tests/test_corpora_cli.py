@@ -56,6 +56,22 @@ def test_show_prints_statistics_and_first_lines(user_dir):
     assert "# The Lamplighter's Round\n\nI climb the ladder" in result.output
 
 
+def test_show_and_list_print_text_literally_no_emoji_no_markup(user_dir):
+    text = "root:x:0:0 [red]alert[/red] :smile:\nsecond line\n"
+    save_user_corpus("odd", text, {"title": "Odd :x: [red]title[/red]"})
+
+    shown = runner.invoke(app, ["corpora", "show", "odd", "--lines", "1"])
+    listed = runner.invoke(app, ["corpora", "list"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "root:x:0:0 [red]alert[/red] :smile:" in shown.output
+    assert "Odd :x: [red]title[/red]" in shown.output
+    row = next(line for line in listed.output.splitlines() if "odd" in line)
+    assert "Odd :x: [red]title[/red]" in row
+    for output in (shown.output, listed.output):
+        assert "\u274c" not in output and "\U0001f604" not in output  # ❌, 😄
+
+
 def test_add_copies_normalised_text_into_the_user_folder(user_dir, tmp_path):
     src = tmp_path / "my songs.txt"
     src.write_bytes("caf\u00e9 one\r\ntwo\r\n".encode("latin-1"))

@@ -73,6 +73,38 @@ def test_stream_holds_back_incomplete_characters():
     assert list(tok.stream(ids)) == ["a", "🙂", "b", " ", "é"]
 
 
+def test_stream_of_byte_tokens_never_yields_a_replacement_character():
+    # A tokenizer with no merges for these characters: every byte is its own token,
+    # so each multi-byte character arrives split over 2-4 ids.
+    tok = BPETokenizer.train(["plain ascii words"] * 2, 260)
+    text = "naïve 😀 ✓ – Grüße 🇫🇷"
+    ids = tok.encode(text)
+    assert len(ids) == len(text.encode("utf-8"))  # one id per byte
+
+    pieces = list(tok.stream(ids))
+
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_invalid_bytes_decode_and_stream_to_replacement_character():
+    # What a barely trained model can emit: a lone continuation byte, then half of é.
+    tok = BPETokenizer.train(["plain ascii words"] * 2, 260)
+    lead, cont = tok.encode("é")  # b"\xc3", b"\xa9"
+    ids = [tok.encode("a")[0], cont, lead]  # cont alone; lead never completed
+
+    assert tok.decode(ids) == "a\ufffd\ufffd"
+    assert "".join(tok.stream(ids)) == tok.decode(ids)
+
+
+def test_token_str_shows_partial_characters_as_hex_bytes():
+    tok = BPETokenizer.train(["plain ascii words"] * 2, 260)
+    first, second = tok.encode("é")
+
+    assert [tok.token_str(i) for i in tok.encode("aé")] == ["a", "<0xC3>", "<0xA9>"]
+    assert tok.token_str(first) == "<0xC3>" and tok.token_str(second) == "<0xA9>"
+
+
 def test_out_of_range_id_is_an_error():
     tok = CharTokenizer.train("ab")
     with pytest.raises(ToytorchError, match="token id 7"):
@@ -315,6 +347,38 @@ def test_cli_bad_input_is_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_encode_shows_byte_tokens_readably(tmp_path, corpus):
+    out = tmp_path / "b.json"
+    args = ["tokenizer", "train", str(corpus), "--kind", "bpe", "--out", str(out)]
+    runner.invoke(app, [*args, "--vocab-size", "260"])
+    result = runner.invoke(app, ["tokenizer", "encode", str(out), "☃ :x:"])
+
+    assert result.exit_code == 0, result.output
+    assert "'<0xE2>', '<0x98>', '<0x83>'" in result.output  # ☃ is E2 98 83
+    assert "b'\\x" not in result.output and "\ufffd" not in result.output
+    assert "':', 'x', ':'" in result.output  # not turned into an emoji
+
+
+@pytest.mark.parametrize("target", ["folder", "under_a_file"])
+def test_cli_train_unwritable_out_is_one_line_error(
+    corpus, tmp_path, monkeypatch, capsys, target
+):
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    out = tmp_path if target == "folder" else tmp_path / "a_file" / "tok.json"
+    args = ["tokenizer", "train", str(corpus), "--kind", "char", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["toytorch", *args])
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {out}: ")
+    assert ("is a directory" if target == "folder" else "not a folder") in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.glob(".*.tmp")) == []  # no temporary file left behind
 
 
 def test_cli_trained_file_is_json(tmp_path, corpus):

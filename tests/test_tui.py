@@ -17,6 +17,7 @@ import pytest
 import torch
 from textual import events
 
+from toytorch.corpora import DEFAULT_CORPUS, resolve_corpus
 from toytui.app import ToyTUI
 from toytui.screens.confirm import ConfirmScreen
 from toytui.screens.help import HelpScreen
@@ -144,6 +145,9 @@ async def test_whole_path_then_settings_restore_it(tui_env: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await choose_corpus(pilot, "tiny")
         assert "the kettle hums a copper tune" in text_of(app, "#corpus-preview")
+        bundled = resolve_corpus(DEFAULT_CORPUS).stat().st_size
+        listed = app.query_one("#corpus-list").get_option(DEFAULT_CORPUS).prompt
+        assert f"{bundled / 1000:.1f} KB" in str(listed)  # the CLI's 1000-based KB
         stats = text_of(app, "#corpus-stats")
         assert f"lines: {TINY.count(chr(10))}" in stats
         assert f"characters: {len(TINY)}" in stats
@@ -152,6 +156,8 @@ async def test_whole_path_then_settings_restore_it(tui_env: Path) -> None:
         assert app.tokenizer.vocab_size >= len(set(TINY))
         assert f"vocab size {app.tokenizer.vocab_size}" in text_of(app, "#tok-summary")
 
+        await goto(pilot, "f4")
+        assert app.query_one("#resume").value is False  # a new run unless asked
         await start_training(pilot, TINY_MODEL)
         train = app.query_one("#train-view")
         await wait_for(pilot, lambda: not train.running, what="training to end")
@@ -165,14 +171,19 @@ async def test_whole_path_then_settings_restore_it(tui_env: Path) -> None:
         # resume the saved run for two more steps
         app.query_one("#resume").value = True
         await fill(pilot, {"max_steps": "8", "eval_every": "0"})
-        await click(pilot, "#start", until=lambda: train.running)
+        # two steps can finish between two looks at train.running: wait for the end
+        await click(pilot, "#start")
+        done = "completed at step 8"
+        await wait_for(pilot, lambda: done in text_of(app, "#train-figures"))
         await wait_for(pilot, lambda: not train.running, what="the resumed run")
-        assert "completed at step 8" in text_of(app, "#train-figures")
         assert [s for s, _ in plot.train_points] == [7, 8]
         app.query_one("#resume").value = False
 
-        await goto(pilot, "f5")
+        await goto(pilot, "f5")  # waits until the prompt, first on the tab, has focus
         gen = app.query_one("#generate-view")
+        assert not app.query_one("#prompt").compact  # a bordered, visible box
+        await send_key(pilot, "x", "x")  # typing lands in the prompt
+        await wait_for(pilot, lambda: app.query_one("#prompt").value == "x")
         outputs = []
         for _ in range(2):  # regenerate with the same seed: the same text
             await fill(
@@ -185,6 +196,14 @@ async def test_whole_path_then_settings_restore_it(tui_env: Path) -> None:
         assert outputs[0].startswith("the ") and len(outputs[0]) > len("the ")
         assert outputs[0] == outputs[1] == gen.output
         assert "Done" in text_of(app, "#gen-message")
+        # the default save path lies in the checkpoint, not the current folder
+        assert app.query_one("#save-path").value == str(
+            Path("checkpoints", "toytui", "generated.txt")
+        )
+        await click(pilot, "#gen-save")
+        saved = tui_env / "checkpoints" / "toytui" / "generated.txt"
+        assert saved.read_text(encoding="utf-8") == outputs[0]
+        assert not (tui_env / "generated.txt").exists()
         await fill(pilot, {"save-path": "out.txt"})
         await click(pilot, "#gen-save")
         assert (tui_env / "out.txt").read_text(encoding="utf-8") == outputs[0]

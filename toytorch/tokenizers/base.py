@@ -65,7 +65,10 @@ class Tokenizer(ABC):
         """Yield text pieces for ``ids`` as they arrive, never splitting a character.
 
         Bytes of a character that is not yet complete are held back until the id that
-        completes it arrives; the pieces joined equal ``decode(ids)``.
+        completes it arrives; the pieces joined equal ``decode(ids)``. Bytes that no
+        later id can complete (a lone continuation byte, a character cut off at the
+        end) become U+FFFD, as in ``decode``: a barely trained byte-level model emits
+        such sequences, so its samples show "\ufffd" until it has learnt UTF-8.
         """
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for i in ids:
@@ -75,6 +78,15 @@ class Tokenizer(ABC):
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+    def token_str(self, token_id: int) -> str:
+        """One token shown readably: its text, with bytes that are not whole UTF-8
+        characters (part of an emoji, say) written as ``<0xC3>``."""
+        text = self.token_bytes(int(token_id)).decode("utf-8", errors="surrogateescape")
+        return "".join(
+            f"<0x{ord(ch) - 0xDC00:02X}>" if 0xDC80 <= ord(ch) <= 0xDCFF else ch
+            for ch in text
+        )
 
     @property
     def start_id(self) -> int:
@@ -166,16 +178,36 @@ class VocabTokenizer(Tokenizer):
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` as UTF-8 to ``path`` so a reader sees the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` as UTF-8 to ``path`` so a reader sees the old or the new file.
+
+    An OS failure (``path`` is a folder, a parent is a file, no permission, disk
+    full) becomes a one-line ToytorchError naming ``path``.
+    """
+    if path.is_dir():  # os.replace would fail with a less clear message
+        raise ToytorchError(f"cannot write {path}: is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except FileExistsError as e:  # mkdir met a file where a folder should be
+        raise ToytorchError(f"cannot write {path}: {e.filename} is not a folder") from e
+    except OSError as e:
+        raise ToytorchError(f"cannot write {path}: {_reason(e)}") from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise ToytorchError(f"cannot write {path}: {_reason(e)}") from e
         raise
+
+
+def _reason(e: OSError) -> str:
+    """The OS's words for an error ("is a directory"), lower-cased, without a path."""
+    return (e.strerror or str(e)).lower()
 
 
 def as_text_list(texts: str | Iterable[str]) -> Iterator[str]:

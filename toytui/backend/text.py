@@ -107,7 +107,7 @@ def summarise_tokenizer(tokenizer, text: str) -> TokenizerSummary:
     vocab = [tokenizer.decode([i]) for i in range(tokenizer.vocab_size)]
     longest = sorted(vocab, key=lambda t: (-len(t), t))[:8]
     line = _sample_line(text)
-    pieces = [tokenizer.decode([i]) for i in tokenizer.encode(line)]
+    pieces = [tokenizer.token_str(i) for i in tokenizer.encode(line)]  # <0xC3>
     return TokenizerSummary(tokenizer.vocab_size, len(ids) / words, longest, pieces)
 
 

@@ -10,19 +10,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from toytorch.cli.corpora import format_size  # the CLI's units (1000-based)
 from toytui import backend
 from toytui.screens.file_picker import FilePickerScreen
 
 PREVIEW_LINES = 30
-
-
-def human_size(n: int) -> str:
-    """Bytes as B / KB / MB (powers of 1024), e.g. 12.3 KB."""
-    for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 class CorpusView(Vertical):
@@ -35,7 +27,7 @@ class CorpusView(Vertical):
             with Vertical(id="corpus-left", classes="side"):
                 yield Label("Corpora (Enter uses one)", classes="heading")
                 yield OptionList(id="corpus-list")
-                yield Label("Or a text file (or a folder to browse)", classes="heading")
+                yield Label("Or a file or folder", classes="heading")
                 yield Input(placeholder="path/to/lyrics.txt", id="corpus-path")
                 with Horizontal(classes="buttons"):
                     yield Button("Use file", id="corpus-use", variant="primary")
@@ -60,7 +52,7 @@ class CorpusView(Vertical):
         options = self.query_one("#corpus-list", OptionList)
         options.clear_options()
         for entry in backend.list_corpora():
-            text = f"{entry.name}  {human_size(entry.size)}  {entry.origin}"
+            text = f"{entry.name}  {format_size(entry.size)}  {entry.origin}"
             options.add_option(Option(text, id=entry.name))
 
     def state_changed(self) -> None:
@@ -113,13 +105,13 @@ class CorpusView(Vertical):
         from toytui.app import CorpusChoice
 
         size = path.stat().st_size
-        self.query_one("#corpus-title", Static).update(f"{name} ({human_size(size)})")
+        self.query_one("#corpus-title", Static).update(f"{name} ({format_size(size)})")
         self.query_one("#corpus-stats", Static).update(_stats_text(stats))
         preview = "\n".join(text.splitlines()[:PREVIEW_LINES])
         self.query_one("#corpus-preview", Static).update(preview)
         if size > backend.LARGE_CORPUS_BYTES:
             self.show_message(
-                f"This corpus is large ({human_size(size)}): "
+                f"This corpus is large ({format_size(size)}): "
                 "tokenizing and training will take a while.",
                 error=False,
             )

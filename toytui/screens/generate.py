@@ -48,7 +48,7 @@ def _optional_top_p(text: str) -> float | None:
 class GenerateView(Vertical):
     """Write text with a trained language model; tokens appear as they are made."""
 
-    FIRST_FOCUS = "#gen-ckpt"
+    FIRST_FOCUS = "#prompt"  # first in the form, so Tab then reaches the rest in order
 
     BINDINGS = [
         Binding("f7", "press('#gen-start')", "Generate"),
@@ -73,17 +73,18 @@ class GenerateView(Vertical):
         self.output = ""
         self.running = False
         self.entries: dict[str, backend.CheckpointEntry] = {}
+        self.suggested_path = ""  # the save path last filled in for a checkpoint
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="body"):
             with VerticalScroll(id="gen-form", classes="side"):
+                yield Label("Prompt (may be empty)", classes="heading")
+                yield Input(id="prompt", placeholder="the first words")
                 yield Label("Checkpoint", classes="heading")
                 yield Select(
                     [], id="gen-ckpt", prompt="(none yet: train one)", compact=True
                 )
                 yield Static("", id="gen-ckpt-info")
-                yield Label("Prompt (may be empty)")
-                yield Input(id="prompt", compact=True)
                 for key, (label, default, _) in FIELDS.items():
                     with Horizontal(classes="row"):
                         yield Label(label, classes="field-label")
@@ -98,7 +99,9 @@ class GenerateView(Vertical):
                     yield Button("Stop", id="gen-stop", variant="error", disabled=True)
                 with Horizontal(classes="row"):
                     yield Label("save to", classes="field-label")
-                    yield Input("generated.txt", id="save-path", compact=True)
+                    yield Input(
+                        id="save-path", compact=True, placeholder="pick a checkpoint"
+                    )
                 yield Button("Save output", id="gen-save")
                 yield Static("", id="gen-message")
             with VerticalScroll(id="gen-output-box"):
@@ -136,8 +139,20 @@ class GenerateView(Vertical):
             info.update("")
             return
         info.update(entry.details)
+        self.suggest_save_path(entry.path)
         if self.app.checkpoint != entry.path:
             self.app.set_checkpoint(entry.path)
+
+    def suggest_save_path(self, checkpoint: Path) -> None:
+        """Point "save to" at ``<checkpoint>/generated.txt`` unless the user typed one.
+
+        The default lies next to the model that wrote the text, not in the folder the
+        app was started from (often a source checkout).
+        """
+        field = self.query_one("#save-path", Input)
+        if not field.value or field.value == self.suggested_path:
+            self.suggested_path = str(checkpoint / "generated.txt")
+            field.value = self.suggested_path
 
     # ------------------------------------------------------------ generating
 
@@ -222,12 +237,14 @@ class GenerateView(Vertical):
 
     @on(Button.Pressed, "#gen-save")
     def save(self) -> None:
-        target = Path(
-            self.query_one("#save-path", Input).value.strip() or "generated.txt"
-        )
         if not self.output:
             self.show_message("Nothing to save yet: generate first.", error=True)
             return
+        path = self.query_one("#save-path", Input).value.strip()
+        if not path:
+            self.show_message("Say where to save: a file path.", error=True)
+            return
+        target = Path(path)
         try:
             target.write_text(self.output, encoding="utf-8")
         except OSError as e:
