@@ -5,15 +5,15 @@ channel-major input (``toytorch.layers._conv_matmul``), with a hand-written back
 that saves only the input and the weight, which keeps memory near nn.Conv2d's.
 
 Known shortcomings: the convolution is not twice differentiable (its backward is
-``once_differentiable``). It misses the 1.5x time target with two threads: against
-nn.Conv2d (oneDNN) on a busy 2-core CPU (load 5.5-7), forward + backward of
-128 x 64 x 32 x 32 (64 -> 64) took 1.3-1.65x as long with two threads and about 1.35x
-with one; 3 -> 64 1.2-1.55x and about 1.05x (benchmarks/bench_conv.py; the figures
-move with the load). The forward alone is about 2x oneDNN's, whose blocked direct
-convolution reuses the cache where each of our kH*kW tap matmuls streams the whole
-frame once (cache-sized blocks of images helped one thread but were far slower with
-two threads on busy cores); the backward is about 1.3x. Peak memory is 0.8x
-nn.Conv2d's for 64 -> 64 and 1.2-1.4x for 3 -> 64.
+``once_differentiable``). Its time against nn.Conv2d (oneDNN) depends on how busy
+the CPU is. Forward + backward of 128 x 64 x 32 x 32 (64 -> 64) on the quiet 2-core
+machine took 1.37-1.41x as long with two threads and 1.36x with one, within the 1.5x
+target; on a busy one (load 5-7) the two-thread ratio rose to 1.6-1.7x, over it
+(3 -> 64: 1.05-1.2x quiet; benchmarks/bench_conv.py). The forward alone is about 2x
+oneDNN's, whose blocked direct convolution reuses the cache where each of our kH*kW
+tap matmuls streams the whole frame once (cache-sized blocks of images helped one
+thread but were far slower with two threads on busy cores); the backward is about
+1.3x. Peak memory is 0.8x nn.Conv2d's for 64 -> 64 and 1.2-1.4x for 3 -> 64.
 """
 
 import math
