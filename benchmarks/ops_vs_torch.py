@@ -17,6 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from toytorch import func, layers
+from toytorch.layers.feedforward import gelu_feed_forward
+
+
+def _weights(linear1, linear2):
+    return linear1.weight, linear1.bias, linear2.weight, linear2.bias
 
 
 def _time_pair(mine, theirs, reps: int, runs: int) -> tuple[float, float, float]:
@@ -77,6 +82,15 @@ def _cases(N: int, C: int, V: int):
         "softmax",
         _fwd_bwd(lambda t: func.softmax(t, -1), x),
         _fwd_bwd(lambda t: torch.softmax(t, -1), x),
+    )
+    ff_m = (layers.Linear(C, 4 * C), layers.Linear(4 * C, C))
+    ff_t = (nn.Linear(C, 4 * C), nn.Linear(4 * C, C))
+    for m, t in zip(ff_m, ff_t, strict=True):
+        m.load_state_dict(t.state_dict())
+    yield (
+        "feed-forward",  # linear2(gelu(linear1(x))), fused in toytorch
+        _fwd_bwd(lambda t: gelu_feed_forward(t, *_weights(*ff_m)), x),
+        _fwd_bwd(lambda t: ff_t[1](F.gelu(ff_t[0](t))), x),
     )
     ids = torch.randint(0, V, (N,))
     emb_m, emb_t = layers.Embedding(V, C), nn.Embedding(V, C)

@@ -359,6 +359,20 @@ def test_benchmark_toml_keeps_its_warmup(tmp_path, corpus, monkeypatch, capsys):
     assert seen[0].warmup == 100 and seen[0].max_steps == 2000
 
 
+def test_untied_head_is_its_own_weight(tmp_path, corpus, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ck"
+    argv = ["train", "--corpus", corpus, *TINY, "--max-steps", "3", "--out", out]
+    code, _, err = cli(monkeypatch, capsys, *argv, "--no-tie-weights")
+    assert code == 0, err
+    assert (
+        json.loads((out / "config.json").read_text())["model"]["tie_weights"] is False
+    )
+    weights = load_file(out / "model.safetensors")
+    assert not torch.equal(weights["head.weight"], weights["embed.weight"])
+
+
 def test_encoding_option_reads_other_encodings(tmp_path, monkeypatch, capsys):
     path = tmp_path / "latin.txt"
     path.write_bytes(TEXT.replace("kettle", "caf\u00e9").encode("latin-1"))
@@ -382,6 +396,7 @@ def test_encoding_option_reads_other_encodings(tmp_path, monkeypatch, capsys):
         (["--max-steps", "4"], ["already at step 6", "--max-steps 4 is not beyond"]),
         (["--max-steps", "6"], ["already at step 6"]),
         (["--force"], ["--resume", "--force"]),
+        (["--no-tie-weights"], ["--tie-weights cannot change", "has True"]),
     ],
 )
 def test_bad_resumes_are_one_line(trained, corpus, monkeypatch, capsys, args, words):

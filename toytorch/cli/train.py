@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 100,  # when not given: min(100, steps // 10), see default_warmup
     "dropout": 0.0,
     "bias": True,
+    "tie_weights": True,
     "weight_decay": 0.1,
     "grad_clip": 1.0,
     "eval_every": 250,
@@ -74,6 +75,7 @@ SAVED_AS = {
     "context": ("model", "context"),
     "dropout": ("model", "dropout"),
     "bias": ("model", "bias"),
+    "tie_weights": ("model", "tie_weights"),
 }
 
 
@@ -127,6 +129,13 @@ def train_command(
     bias: Annotated[
         bool | None,
         typer.Option("--bias/--no-bias", help="Biases in linear and norm layers."),
+    ] = None,
+    tie_weights: Annotated[
+        bool | None,
+        typer.Option(
+            "--tie-weights/--no-tie-weights",
+            help="The head shares the token embedding (default tied).",
+        ),
     ] = None,
     weight_decay: Annotated[
         float | None, typer.Option(help="AdamW weight decay, 2-D (default 0.1).")
@@ -373,6 +382,7 @@ def make_model(settings: dict[str, Any], vocab_size: int):
         "n_layer": settings["layers"],
         "d_model": settings["width"],
         "dropout": settings["dropout"],
+        "tie_weights": settings["tie_weights"],
     }
     if settings["model"] == "transformer":
         config = {

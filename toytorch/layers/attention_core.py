@@ -120,16 +120,13 @@ class _AttentionCore(torch.autograd.Function):
         # is finite sums to >= 1 (its max term is exp(0)), so clamping the sum at 1
         # changes only the fully masked rows, which then stay all zeros.
         shift = att.amax(dim=-1, keepdim=True).clamp_min_(torch.finfo(att.dtype).min)
-        att.sub_(shift)
         # Subtle (speed): on CPU, exp() runs over ten times slower on inputs far
         # below its range (-inf, as every masked score is, or where the result
-        # underflows). So exp runs on scores clamped at -80, and the scores that
-        # were lower are set to exactly 0 afterwards; their true value,
-        # below exp(-80) = 1.8e-35, is far under the rounding of a sum >= 1.
-        # (Multiplying by a bool tensor is a few times faster than masked_fill_;
-        # "not below" rather than ">=" keeps a NaN score NaN, so bad input shows.)
-        in_range = (att < _EXP_FLOOR).logical_not_()
-        att.clamp_min_(_EXP_FLOOR).exp_().mul_(in_range)
+        # underflows). So exp runs on scores clamped at -80 (exp(-80) = 1.8e-35,
+        # far under the rounding of a sum >= 1), and the masked scores are then set
+        # to exactly 0 by a multiply with the kept positions.
+        att.sub_(shift).clamp_min_(_EXP_FLOOR).exp_()
+        _zero_masked(att, mask, B, nh, L, S)
         att.mul_(att.sum(dim=-1, keepdim=True).clamp_min_(1.0).reciprocal_())
 
         keep, weights = None, att
@@ -180,6 +177,23 @@ class _AttentionCore(torch.autograd.Function):
         dk3 = torch.bmm(ds.transpose(1, 2), q3)  # (BH, S, hs)
         shape_q, shape_k = ctx.shapes  # (B, nh, L, hs), (B, nh, S, hs)
         return dq3.view(shape_q), dk3.view(shape_k), dv3.view(shape_k), None, None
+
+
+def _zero_masked(
+    p: Tensor, mask: Tensor | None, B: int, nh: int, L: int, S: int
+) -> None:
+    """Set to 0, in place, the entries of ``p`` (B * nh, L, S) that ``mask`` masks.
+
+    A bool mask masks where it is True, a float mask where it is -inf. The kept
+    positions are found at the mask's own size (often (L, S)), not per score.
+    """
+    if mask is None:
+        return
+    keep = mask.logical_not() if mask.dtype == torch.bool else mask != float("-inf")
+    keep = keep.to(p.dtype)
+    if keep.dim() > 2:
+        keep = keep.expand(B, nh, L, S).reshape(B * nh, L, S)
+    p.mul_(keep)
 
 
 def _additive_3d(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from .. import func
 from .attention import KVCache, MultiheadAttention
 from .basic import Dropout, LayerNorm, Linear
+from .feedforward import gelu_feed_forward
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": func.relu,
@@ -114,7 +115,14 @@ class _TransformerLayer(nn.Module):
         )[0]
 
     def _feed_forward(self, x: Tensor) -> Tensor:
-        """linear2(dropout(activation(linear1(x)))), before the block's last dropout."""
+        """linear2(dropout(activation(linear1(x)))), before the block's last dropout.
+
+        With the exact GELU and no dropout to apply, the block runs as one fused
+        node (see ``toytorch.layers.feedforward``): same values, faster on a CPU.
+        """
+        if self.activation is func.gelu and not (self.training and self.dropout.p):
+            l1, l2 = self.linear1, self.linear2
+            return gelu_feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias)
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
     def extra_repr(self) -> str:
