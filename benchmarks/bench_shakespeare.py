@@ -139,10 +139,17 @@ def timed_run(model, ids, steps: int, seed: int) -> dict[str, float]:
     }
 
 
+def positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=positive, default=300)
+    parser.add_argument("--repeats", type=positive, default=3)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -153,6 +160,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if not args.corpus.is_file():
+        parser.error(f"no corpus at {args.corpus} (pass --corpus PATH)")
     text = read_corpus(args.corpus)
     tok = train_tokenizer("char", [text])
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
@@ -164,8 +173,10 @@ def main() -> None:
 
     # Untimed warm-up: the first AdamW step imports torch._dynamo (seconds), and the
     # allocator and caches settle; without it the first timed run pays for both.
-    for model in build_models(tok.vocab_size, args.seed):
-        timed_run(model, ids, 5, args.seed)
+    scratch, reference = build_models(tok.vocab_size, args.seed)
+    for name, model in (("scratch", scratch), ("torch.nn", reference)):
+        if not args.only or name == args.only:
+            timed_run(model, ids, 5, args.seed)
 
     results: dict[str, list[dict[str, float]]] = {"scratch": [], "torch.nn": []}
     for r in range(args.repeats):

@@ -345,6 +345,13 @@ def test_warmup_default_fits_a_short_run(tmp_path, corpus, monkeypatch, capsys):
     assert json.loads((out / "config.json").read_text())["training"]["warmup"] == 3
 
 
+def test_toml_setting_one_key_twice_is_refused(tmp_path, monkeypatch, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text("batch_size = 4\nbatch-size = 8\nlr = 0.01\n")
+    argv = ["train", "--config", toml, "--out", tmp_path / "ck"]
+    assert_one_line_error(*cli(monkeypatch, capsys, *argv), "sets batch-size twice")
+
+
 def test_benchmark_toml_keeps_its_warmup(tmp_path, corpus, monkeypatch, capsys):
     import toytorch.cli.train as train_cli
 

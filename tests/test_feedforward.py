@@ -3,9 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune as prune
 from torch import nn
 
-from toytorch.layers import TransformerEncoderLayer
+from toytorch.layers import Linear, TransformerEncoderLayer
 from toytorch.layers.feedforward import gelu_feed_forward
 
 TOL = {
@@ -106,3 +107,74 @@ def test_encoder_layer_matches_torch_in_train_and_eval(dropout):
         torch.manual_seed(1)
         got = mine.train()(x)
         assert not torch.allclose(got, want)  # dropout did act in training
+
+
+def encoder_pair(**kw):
+    kw = dict(
+        d_model=12,
+        nhead=3,
+        dim_feedforward=20,
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        **kw,
+    )
+    torch.manual_seed(0)
+    theirs = nn.TransformerEncoderLayer(**kw)
+    mine = TransformerEncoderLayer(**kw)
+    mine.load_state_dict(theirs.state_dict())
+    return mine, theirs
+
+
+def test_hooks_pruning_and_wrappers_see_the_linears_called():
+    # The fused path reads linear1/linear2's weights directly, so it must step aside
+    # whenever their own forward matters, as it does for torch.nn.
+    mine, theirs = encoder_pair()
+    x = torch.randn(2, 5, 12)
+    seen = []
+    mine.linear1.register_forward_hook(lambda *a: seen.append("linear1"))
+    mine(x)
+    assert seen == ["linear1"]
+
+    for layer in (mine, theirs):
+        prune.l1_unstructured(layer.linear2, "weight", amount=0.5)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (mine, theirs)]
+    for _ in range(2):  # the second step reuses the pruned weight's new value
+        losses = []
+        for m, opt in zip((mine, theirs), opts, strict=True):
+            loss = m(x).pow(2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss)
+        torch.testing.assert_close(losses[0], losses[1])
+
+
+class Scaled(Linear):
+    """A Linear subclass whose forward differs (as an adapter's would)."""
+
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+
+def test_a_linear_subclass_runs_its_own_forward():
+    mine, theirs = encoder_pair()  # post-norm
+    swapped = Scaled(12, 20)
+    swapped.load_state_dict(mine.linear1.state_dict())
+    mine.linear1 = swapped
+    x = torch.randn(2, 5, 12)
+    a = theirs.norm1(x + theirs.self_attn(x, x, x, need_weights=False)[0])
+    want = theirs.norm2(a + theirs.linear2(F.gelu(2.0 * theirs.linear1(a))))
+    torch.testing.assert_close(mine(x), want, **TOL[torch.float32])
+
+
+def test_autocast_forward_and_backward():
+    mine, theirs = encoder_pair()
+    x = torch.randn(2, 5, 12)
+    grads = []
+    for m in (mine, theirs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+        y.float().sum().backward()
+        grads.append(m.linear1.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=0.05, rtol=0.05)

@@ -307,3 +307,15 @@ def test_positional_encoding_errors():
         PositionalEncoding(8, max_len=4)(torch.zeros(1, 3, 8), offset=2)
     with pytest.raises(ValueError, match="d_model"):
         PositionalEncoding(0)
+
+
+def test_empty_sequence_gives_an_empty_output_like_torch():
+    kw = dict(d_model=12, nhead=3, dim_feedforward=20, activation="gelu")
+    mine, theirs = make_pair(
+        TransformerEncoderLayer, nn.TransformerEncoderLayer, torch.float32, **kw
+    )
+    x = torch.randn(0, 2, 12, requires_grad=True)  # (T=0, B, C)
+    for layer in (mine, theirs):
+        y = layer(x)
+        y.sum().backward()
+        assert y.shape == (0, 2, 12) and x.grad.shape == (0, 2, 12)

@@ -105,6 +105,11 @@ def test_bad_inputs_are_one_line_errors(trained, tmp_path, monkeypatch, capsys):
         "y",
     )
     assert code == 1 and "--corpus is for language models" in err
+    for flag in ("--no-tie-weights", "--tie-weights", "--no-bias"):
+        argv = ["train", "--task", "classify", "--data", "x", flag]
+        code, err = run_main(monkeypatch, capsys, *argv)
+        name = flag.removeprefix("--no-").removeprefix("--")
+        assert code == 1 and f"--{name}/--no-{name} is for language models" in err
     code, err = run_main(monkeypatch, capsys, "train", "--task", "segment")
     assert code == 1 and "unknown --task 'segment'" in err
 

@@ -229,6 +229,12 @@ def read_toml(path: Path | None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ToytorchError(f"config file {path} cannot be read: {e}") from None
     settings = {k.replace("-", "_"): v for k, v in raw.items()}
+    if len(settings) < len(raw):
+        dashed = {k.replace("_", "-") for k in raw if "_" in k}
+        twice = sorted(k for k in raw if k in dashed)
+        raise ToytorchError(
+            f"config file {path} sets {', '.join(twice)} twice (with - and with _)"
+        )
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise ToytorchError(

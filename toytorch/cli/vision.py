@@ -41,7 +41,7 @@ CLASSIFY_DEFAULTS: dict[str, Any] = {
     "compile": False,
 }
 LM_ONLY = ("corpus", "tokenizer", "vocab_size", "model", "layers", "heads", "width")
-LM_ONLY += ("context", "eval_batches", "config")
+LM_ONLY += ("context", "eval_batches", "config", "bias", "tie_weights")
 RESUME_OVERRIDES = ("epochs", "max_steps", "log_every", "device")
 
 
@@ -53,8 +53,10 @@ def train_images(task: str, options: dict[str, Any]) -> None:
     if task != "classify":
         raise ToytorchError(f"unknown --task {task!r}: use lm or classify")
     for name in LM_ONLY:
-        if options.get(name) not in (None, False):
+        if options.get(name) is not None:  # a --no-... flag is given too: False
             flag = name.replace("_", "-")
+            if isinstance(options[name], bool):
+                flag = f"{flag}/--no-{flag}"
             raise ToytorchError(f"--{flag} is for language models, not --task classify")
     given = {
         k: v for k, v in options.items() if k in CLASSIFY_DEFAULTS and v is not None

@@ -119,7 +119,11 @@ class _AttentionCore(torch.autograd.Function):
         # clamping the shift keeps exp() at 0 there (not NaN), and a row whose max
         # is finite sums to >= 1 (its max term is exp(0)), so clamping the sum at 1
         # changes only the fully masked rows, which then stay all zeros.
-        shift = att.amax(dim=-1, keepdim=True).clamp_min_(torch.finfo(att.dtype).min)
+        if S == 0:  # no key at all: amax has nothing to reduce; the output is 0
+            shift = att.new_zeros(B * nh, L, 1)
+        else:
+            shift = att.amax(dim=-1, keepdim=True)
+        shift.clamp_min_(torch.finfo(att.dtype).min)
         # Subtle (speed): on CPU, exp() runs over ten times slower on inputs far
         # below its range (-inf, as every masked score is, or where the result
         # underflows). So exp runs on scores clamped at -80 (exp(-80) = 1.8e-35,

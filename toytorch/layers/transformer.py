@@ -120,10 +120,28 @@ class _TransformerLayer(nn.Module):
         With the exact GELU and no dropout to apply, the block runs as one fused
         node (see ``toytorch.layers.feedforward``): same values, faster on a CPU.
         """
-        if self.activation is func.gelu and not (self.training and self.dropout.p):
+        if self._can_fuse(x):
             l1, l2 = self.linear1, self.linear2
             return gelu_feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias)
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+    def _can_fuse(self, x: Tensor) -> bool:
+        """The fused block computes exactly the plain one: exact GELU, no dropout to
+        draw, plain toytorch Linears (a hook, pruning or a wrapper must see its
+        module called) and no autocast (the fused backward keeps one dtype).
+
+        Known gap: a hook registered for every module at once
+        (``register_module_forward_hook``) does not see linear1 and linear2 called
+        on the fused path.
+        """
+        if self.activation is not func.gelu or (self.training and self.dropout.p):
+            return False
+        if torch.is_autocast_enabled(x.device.type):
+            return False
+        return all(
+            type(m) is Linear and not (m._forward_hooks or m._forward_pre_hooks)
+            for m in (self.linear1, self.linear2)
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -37,7 +37,9 @@ Known shortcomings, plainly:
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -295,12 +297,27 @@ class Distributed:
 
             dist.barrier()
 
-    def close(self) -> None:
-        """Leave the process group, if :func:`setup` joined it."""
+    def close(self, all_ranks: bool = True) -> None:
+        """Leave the process group, if :func:`setup` joined it.
+
+        Subtle: when the last reference to a gloo group goes (say, a DDP wrapper
+        collected later), the group's destructor runs holding the GIL and waits for
+        gloo's worker threads, and a worker that is freeing a finished job's tensors
+        may be waiting for the GIL: the run hangs at its very end. So, when every
+        rank ended normally (``all_ranks``), they meet at a barrier first (it waits
+        for every earlier job); the GIL is then let go for a moment, for workers
+        still tidying up; the wrappers ``train`` dropped are collected; and only
+        then is the group destroyed. After a failure on one rank a barrier could
+        wait forever for the others, so it is skipped.
+        """
         if self.owns_group:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if all_ranks:
+                    dist.barrier()
+                time.sleep(0.05)  # the GIL, free for gloo's workers
+                gc.collect()  # DDP wrappers sit in reference cycles
                 dist.destroy_process_group()
             self.owns_group = False
 

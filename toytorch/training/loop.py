@@ -117,14 +117,18 @@ def train(
         ToytorchError: bad device, unusable checkpoint to resume, data too small.
     """
     run = _Run(model, task, config, on_event or (lambda event: None), control)
+    ended = False
     try:
         run.set_up(resume)
-        return run.loop()
+        result = run.loop()
+        ended = True  # every rank got here: they can meet once more in close()
+        return result
     except BaseException as e:
         run.emit(Failed(run.step, str(e) or type(e).__name__))
         raise
     finally:
-        run.dist.close()  # leave the process group set_up joined, if any
+        run.net = None  # DDP's reducer holds the process group (see close())
+        run.dist.close(all_ranks=ended)  # leave the group set_up joined, if any
 
 
 class _Run:
