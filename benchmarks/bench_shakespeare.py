@@ -19,7 +19,8 @@ median of the per-pair ratios. Target: scratch at most 1.15x torch.nn.
 Last measured (shared 2-core machine, quiet, --steps 150 --repeats 7 --threads 1):
 median pair ratio 1.04x; ratio of the medians 1.15x (scratch 14.0 s, torch.nn
 12.2 s), the machine's speed drifting by 30% within the run. As whole processes,
---only scratch against --only torch.nn, 300 steps, median of 4 pairs: 1.04x.
+--only scratch against --only torch.nn, 300 steps, median of 4 pairs: 1.01x (1.04x
+in an earlier run).
 """
 
 from __future__ import annotations
