@@ -178,3 +178,13 @@ def test_autocast_forward_and_backward():
         y.float().sum().backward()
         grads.append(m.linear1.weight.grad)
     torch.testing.assert_close(grads[0], grads[1], atol=0.05, rtol=0.05)
+
+
+def test_meta_device_forward_and_backward():
+    kw = dict(dim_feedforward=16, dropout=0.0, activation="gelu", batch_first=True)
+    layer = TransformerEncoderLayer(8, 2, device="meta", **kw)
+    x = torch.empty(2, 3, 8, device="meta", requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    assert y.shape == (2, 3, 8) and y.device.type == "meta"
+    assert layer.linear1.weight.grad.device.type == "meta"

@@ -136,7 +136,10 @@ class _TransformerLayer(nn.Module):
         """
         if self.activation is not func.gelu or (self.training and self.dropout.p):
             return False
-        if torch.is_autocast_enabled(x.device.type):
+        device = x.device.type  # the meta device has no autocast to ask about
+        if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(
+            device
+        ):
             return False
         return all(
             type(m) is Linear and not (m._forward_hooks or m._forward_pre_hooks)
