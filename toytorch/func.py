@@ -13,7 +13,10 @@ hand-written backward is checked with ``torch.autograd.gradcheck`` in float64 an
 against torch's own gradients.
 
 The backward passes are written for first derivatives only (``once_differentiable``):
-double backward (gradient of a gradient) through them is not supported.
+double backward (gradient of a gradient) through them is not supported. Known
+shortcoming: ``.backward()`` through a second derivative raises, but
+``torch.autograd.grad(..., create_graph=True)`` can return a second derivative that
+silently leaves out these functions' part (a wrong value, no error).
 """
 
 import math

@@ -14,7 +14,8 @@ With ``H = x W1^T + b1``, ``Phi`` the standard normal CDF and ``phi`` its densit
 
 The forward keeps ``Y2 = 2 gelu(H) = H (1 + erf(H / sqrt 2))`` and
 ``S2 = 2 gelu'(H) = (1 + erf(H / sqrt 2)) + sqrt(2 / pi) H exp(-H^2 / 2)``. As
-with ``toytorch.func``, the backward gives first derivatives only.
+with ``toytorch.func``, the backward gives first derivatives only (see its note on
+``torch.autograd.grad(..., create_graph=True)``).
 """
 
 import math
