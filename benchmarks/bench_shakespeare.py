@@ -83,26 +83,18 @@ class TorchNNLanguageModel(nn.Module):
         return self.head(self.norm(x)), None  # (B, T, V)
 
 
-def build_models(vocab_size: int, seed: int):
-    config = TransformerConfig(
-        vocab_size=vocab_size,
-        context=64,
-        n_layer=4,
-        n_head=4,
-        d_model=128,
-        bias=False,
-        tie_weights=False,
+def baby_config(vocab_size: int, **choices) -> TransformerConfig:
+    """The toml's model: 4 layers, 4 heads, width 128, context 64, no biases, untied
+    head; ``choices`` override the last two (see shakespeare_dev_split.py)."""
+    kw = {"bias": False, "tie_weights": False, **choices}
+    return TransformerConfig(
+        vocab_size=vocab_size, context=64, n_layer=4, n_head=4, d_model=128, **kw
     )
-    torch.manual_seed(seed)
-    scratch = TransformerLanguageModel(config)
-    reference = TorchNNLanguageModel(config)
-    reference.load_state_dict(scratch.state_dict())
-    return scratch, reference
 
 
-def timed_run(model, ids, steps: int, seed: int) -> dict[str, float]:
-    """One training run of ``steps`` steps; returns wall time, rate and losses."""
-    config = TrainConfig(
+def baby_train_config(steps: int, seed: int, eval_batches: int) -> TrainConfig:
+    """The toml's optimizer and schedule, evaluating only at the end."""
+    return TrainConfig(
         max_steps=steps,
         batch_size=12,
         lr=1e-3,
@@ -112,10 +104,24 @@ def timed_run(model, ids, steps: int, seed: int) -> dict[str, float]:
         betas=(0.9, 0.99),
         grad_clip=1.0,
         eval_every=0,
-        eval_batches=1,
+        eval_batches=eval_batches,
         seed=seed,
         device="cpu",
     )
+
+
+def build_models(vocab_size: int, seed: int):
+    config = baby_config(vocab_size)
+    torch.manual_seed(seed)
+    scratch = TransformerLanguageModel(config)
+    reference = TorchNNLanguageModel(config)
+    reference.load_state_dict(scratch.state_dict())
+    return scratch, reference
+
+
+def timed_run(model, ids, steps: int, seed: int) -> dict[str, float]:
+    """One training run of ``steps`` steps; returns wall time, rate and losses."""
+    config = baby_train_config(steps, seed, eval_batches=1)
     train_ids, val_ids = split_by_position(ids, 0.1)
     task = LanguageModelTask(train_ids, val_ids)
     steps_seen: list[Step] = []

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from bench_shakespeare import baby_config, baby_train_config  # this folder
 
 from toytorch.corpora import read_corpus
 from toytorch.data import split_by_position
-from toytorch.models import TransformerConfig, TransformerLanguageModel
+from toytorch.models import TransformerLanguageModel
 from toytorch.tokenizers import train_tokenizer
-from toytorch.training import Finished, LanguageModelTask, TrainConfig, train
+from toytorch.training import Finished, LanguageModelTask, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
@@ -49,30 +50,9 @@ def dev_splits(path: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 def dev_loss(variant: str, seed: int, fit_ids, dev_ids, vocab_size: int) -> float:
     """Train the toml's model with ``variant``'s choices; its loss on the dev split."""
-    config = TransformerConfig(
-        vocab_size=vocab_size,
-        context=64,
-        n_layer=4,
-        n_head=4,
-        d_model=128,
-        **VARIANTS[variant],
-    )
     torch.manual_seed(seed)
-    model = TransformerLanguageModel(config)
-    train_config = TrainConfig(
-        max_steps=2000,
-        batch_size=12,
-        lr=1e-3,
-        min_lr=1e-4,
-        warmup=100,
-        weight_decay=0.1,
-        betas=(0.9, 0.99),
-        grad_clip=1.0,
-        eval_every=0,
-        eval_batches=len(dev_ids),  # every window of the dev split
-        seed=seed,
-        device="cpu",
-    )
+    model = TransformerLanguageModel(baby_config(vocab_size, **VARIANTS[variant]))
+    train_config = baby_train_config(2000, seed, eval_batches=len(dev_ids))
     finished: list[Finished] = []
 
     def keep_finished(event):
